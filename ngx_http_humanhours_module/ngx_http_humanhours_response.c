@@ -1,0 +1,252 @@
+/*
+ * Responses of the API locations: the JSON error shape of API.md for every
+ * refusal, and the 201 with the computed event.
+ */
+
+#include "ngx_http_humanhours_module.h"
+
+
+typedef struct {
+    ngx_uint_t   status;
+    ngx_str_t    code;
+} ngx_http_humanhours_error_t;
+
+
+static ngx_int_t ngx_http_humanhours_send_json(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_buf_t *b);
+
+
+/* Indexed by ngx_http_humanhours_err_e. */
+static ngx_http_humanhours_error_t  ngx_http_humanhours_errors[] = {
+    { 401, ngx_string("missing_authorization") },
+    { 401, ngx_string("invalid_api_key") },
+    { 401, ngx_string("key_revoked") },
+    { 403, ngx_string("https_required") },
+    { 403, ngx_string("feature_locked") },
+    { 405, ngx_string("method_not_allowed") },
+    { 413, ngx_string("payload_too_large") },
+    { 415, ngx_string("unsupported_media_type") },
+    { 400, ngx_string("invalid_json") },
+    { 422, ngx_string("validation_error") },
+    { 422, ngx_string("unknown_task_type") },
+    { 422, ngx_string("occurred_at_out_of_range") },
+    { 422, ngx_string("idempotency_key_reused") },
+    { 429, ngx_string("rate_limited") },
+    { 429, ngx_string("quota_exceeded") },
+    { 503, ngx_string("unavailable") },
+    { 500, ngx_string("internal") }
+};
+
+
+ngx_int_t
+ngx_http_humanhours_send_error(ngx_http_request_t *r,
+    ngx_http_humanhours_err_e code, const char *message, const char *hint,
+    ngx_str_t *field)
+{
+    size_t                        len;
+    u_char                       *p;
+    ngx_buf_t                    *b;
+    ngx_table_elt_t              *h;
+    ngx_http_humanhours_ctx_t    *ctx;
+    ngx_http_humanhours_error_t  *err;
+
+    err = &ngx_http_humanhours_errors[code];
+
+    ngx_http_humanhours_stat_rejected(code);
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
+
+    if (ctx != NULL && ctx->parts.prefix[0] != '\0') {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "humanhours: rejected with %V, key prefix %s",
+                      &err->code, ctx->parts.prefix);
+
+    } else {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "humanhours: rejected with %V", &err->code);
+    }
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    len = sizeof("{\"error\":{\"code\":\"\",\"message\":\"\"}}") - 1
+          + err->code.len + 6 * ngx_strlen(message);
+
+    if (hint != NULL) {
+        len += sizeof(",\"hint\":\"\"") - 1 + 6 * ngx_strlen(hint);
+    }
+
+    if (field != NULL) {
+        len += sizeof(",\"field\":\"\"") - 1 + 6 * field->len;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = ngx_sprintf(b->last, "{\"error\":{\"code\":\"%V\",\"message\":\"",
+                    &err->code);
+    p = ngx_http_humanhours_escape_json(p, (u_char *) message,
+                                        ngx_strlen(message));
+    *p++ = '"';
+
+    if (hint != NULL) {
+        p = ngx_cpymem(p, ",\"hint\":\"", sizeof(",\"hint\":\"") - 1);
+        p = ngx_http_humanhours_escape_json(p, (u_char *) hint,
+                                            ngx_strlen(hint));
+        *p++ = '"';
+    }
+
+    if (field != NULL) {
+        p = ngx_cpymem(p, ",\"field\":\"", sizeof(",\"field\":\"") - 1);
+        p = ngx_http_humanhours_escape_json(p, field->data, field->len);
+        *p++ = '"';
+    }
+
+    *p++ = '}';
+    *p++ = '}';
+    b->last = p;
+
+    if (code == NGX_HH_ERR_METHOD_NOT_ALLOWED) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+        ngx_str_set(&h->value, "POST");
+    }
+
+    if (err->status == 503 || err->status == 429) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, "1");
+    }
+
+    return ngx_http_humanhours_send_json(r, err->status, b);
+}
+
+
+void
+ngx_http_humanhours_finalize_error(ngx_http_request_t *r,
+    ngx_http_humanhours_err_e code, const char *message, const char *hint,
+    ngx_str_t *field)
+{
+    ngx_http_finalize_request(r,
+        ngx_http_humanhours_send_error(r, code, message, hint, field));
+}
+
+
+void
+ngx_http_humanhours_finalize_event(ngx_http_request_t *r)
+{
+    size_t                      size, len;
+    ngx_buf_t                  *b;
+    ngx_http_humanhours_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
+
+    hh_event_compute(&ctx->event);
+
+    size = hh_event_response_max(&ctx->event);
+
+    b = ngx_create_temp_buf(r->pool, size);
+    if (b == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    len = hh_event_render_response(&ctx->event, (char *) b->pos, size);
+
+    if (len >= size) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "humanhours: response of event %s does not fit "
+                      "in %uz bytes", ctx->event.event_id, size);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    b->last = b->pos + len;
+
+    ngx_http_humanhours_stat_add(NGX_HH_STAT_ACCEPTED, 1);
+
+    ngx_http_finalize_request(r,
+        ngx_http_humanhours_send_json(r, NGX_HTTP_CREATED, b));
+}
+
+
+static ngx_int_t
+ngx_http_humanhours_send_json(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/*
+ * Escapes text for a JSON string; p needs room for 6 bytes per byte of src.
+ * UTF-8 sequences pass unchanged.
+ */
+
+u_char *
+ngx_http_humanhours_escape_json(u_char *p, u_char *src, size_t len)
+{
+    u_char  c;
+
+    static u_char  hex[] = "0123456789abcdef";
+
+    while (len--) {
+        c = *src++;
+
+        if (c == '"' || c == '\\') {
+            *p++ = '\\';
+            *p++ = c;
+
+        } else if (c < 0x20 || c == 0x7f) {
+            *p++ = '\\';
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+
+        } else {
+            *p++ = c;
+        }
+    }
+
+    return p;
+}
