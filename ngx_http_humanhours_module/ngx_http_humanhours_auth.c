@@ -21,6 +21,12 @@ static void ngx_http_humanhours_verify_thread(void *data, ngx_log_t *log);
 static void ngx_http_humanhours_verify_done(ngx_event_t *ev);
 static void ngx_http_humanhours_reject_key(ngx_http_request_t *r,
     ngx_http_humanhours_err_e code);
+static void ngx_http_humanhours_wait_done(ngx_event_t *ev);
+static void ngx_http_humanhours_wait_cleanup(void *data);
+
+
+/* how often a request polls the cache while another verifies its key */
+#define NGX_HH_WAIT_INTERVAL   5
 
 
 ngx_int_t
@@ -66,6 +72,7 @@ void
 ngx_http_humanhours_authenticate(ngx_http_request_t *r)
 {
     ngx_int_t                   rc;
+    ngx_http_cleanup_t         *cln;
     ngx_http_humanhours_ctx_t  *ctx;
 
     u_char       name[sizeof("hh:key:") - 1 + HH_KEY_PREFIX_LEN];
@@ -101,6 +108,25 @@ ngx_http_humanhours_authenticate(ngx_http_request_t *r)
         ngx_http_humanhours_stat_add(NGX_HH_STAT_THROTTLED, 1);
         ngx_http_humanhours_reject_key(r, NGX_HH_ERR_INVALID_API_KEY);
         return;
+
+    case NGX_AGAIN:
+        if (ctx->wait.handler == NULL) {
+            cln = ngx_http_cleanup_add(r, 0);
+            if (cln == NULL) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            cln->handler = ngx_http_humanhours_wait_cleanup;
+            cln->data = ctx;
+
+            ctx->wait.handler = ngx_http_humanhours_wait_done;
+            ctx->wait.data = r;
+            ctx->wait.log = r->connection->log;
+        }
+
+        ngx_add_timer(&ctx->wait, NGX_HH_WAIT_INTERVAL);
+        return;
     }
 
     ngx_http_humanhours_stat_add(NGX_HH_STAT_CACHE_MISSES, 1);
@@ -118,6 +144,7 @@ ngx_http_humanhours_authenticate(ngx_http_request_t *r)
                                           2, argv, argvlen)
         != NGX_OK)
     {
+        ngx_http_humanhours_cache_abandon(r, ctx);
         ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_UNAVAILABLE,
             "The key store is unavailable; the event was not recorded.",
             "Retry with the same Idempotency-Key.", NULL);
@@ -140,6 +167,7 @@ ngx_http_humanhours_key_record(ngx_http_request_t *r, redisReply *reply)
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_humanhours_module);
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_http_humanhours_cache_abandon(r, ctx);
         ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_UNAVAILABLE,
             "The key store is unavailable; the event was not recorded.",
             "Retry with the same Idempotency-Key.", NULL);
@@ -149,6 +177,7 @@ ngx_http_humanhours_key_record(ngx_http_request_t *r, redisReply *reply)
     task = ngx_thread_task_alloc(r->pool,
                                  sizeof(ngx_http_humanhours_verify_t));
     if (task == NULL) {
+        ngx_http_humanhours_cache_abandon(r, ctx);
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -191,7 +220,8 @@ ngx_http_humanhours_key_record(ngx_http_request_t *r, redisReply *reply)
     if (ctx->key_id < 0 || ctx->org_id < 0 || verify->hash[0] == '\0'
         || n != (ngx_int_t) ctx->parts.mode)
     {
-        ngx_http_humanhours_cache_note_failure(r, ctx);
+        /* no argon2id ran, so there is nothing to remember */
+        ngx_http_humanhours_cache_abandon(r, ctx);
         ngx_http_humanhours_reject_key(r, NGX_HH_ERR_INVALID_API_KEY);
         return;
     }
@@ -210,6 +240,7 @@ ngx_http_humanhours_key_record(ngx_http_request_t *r, redisReply *reply)
                       "humanhours: thread pool \"%V\" is full, key prefix %s "
                       "not verified, answering 503",
                       &hmcf->thread_pool_name, ctx->parts.prefix);
+        ngx_http_humanhours_cache_abandon(r, ctx);
         ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_UNAVAILABLE,
             "The server is busy verifying keys; the event was not recorded.",
             "Retry with the same Idempotency-Key.", NULL);
@@ -274,6 +305,34 @@ ngx_http_humanhours_verify_done(ngx_event_t *ev)
     }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/* Looks into the cache again once the other verification may be done. */
+
+static void
+ngx_http_humanhours_wait_done(ngx_event_t *ev)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ev->data;
+    c = r->connection;
+
+    ngx_http_humanhours_authenticate(r);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_humanhours_wait_cleanup(void *data)
+{
+    ngx_http_humanhours_ctx_t  *ctx = data;
+
+    if (ctx->wait.timer_set) {
+        ngx_del_timer(&ctx->wait);
+    }
 }
 
 

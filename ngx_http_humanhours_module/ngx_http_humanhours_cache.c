@@ -3,10 +3,16 @@
  * key prefix, in a red-black tree with an LRU queue. A node keeps a keyed
  * digest of the key that verified, never the key, and apart from it the
  * digest of the last key that failed, so a wrong secret never displaces the
- * good entry. Failures per prefix are counted per second for throttling.
+ * good entry. A node also marks the key being verified, so that concurrent
+ * misses for one key, in any worker, share one verification, and counts the
+ * verifications of unknown secrets per second, for throttling.
  */
 
 #include "ngx_http_humanhours_module.h"
+
+
+/* longer than an argon2id verification waits in a busy thread pool */
+#define NGX_HH_PENDING_TIMEOUT   2000
 
 
 typedef struct {
@@ -20,10 +26,13 @@ typedef struct {
     int64_t                key_id;
     int64_t                org_id;
 
+    u_char                 pending_digest[32];
+
     ngx_msec_t             expires;       /* 0: no key verified yet */
     ngx_msec_t             bad_expires;
-    ngx_msec_t             window;        /* start of the failure second */
-    ngx_uint_t             failures;
+    ngx_msec_t             pending_expires;
+    ngx_msec_t             window;        /* start of the current second */
+    ngx_uint_t             attempts;      /* verifications of new secrets */
 
     unsigned               test:1;
     unsigned               revoked:1;
@@ -114,9 +123,12 @@ ngx_http_humanhours_digest(ngx_http_request_t *r,
 
 /*
  * Returns NGX_OK for a verified key within its TTL (with the ids copied to
- * ctx), NGX_ABORT for a key that failed verification moments ago, NGX_BUSY
- * when the prefix had too many failures this second, and NGX_DECLINED when
- * the key must be verified.
+ * ctx), NGX_ABORT for a key that failed verification moments ago, NGX_AGAIN
+ * while another request verifies the same key, and NGX_BUSY when the
+ * prefix has had its share of verifications of new secrets this second.
+ * NGX_DECLINED means that the caller must verify the key, and marks it as
+ * being verified until ngx_http_humanhours_cache_store(), _note_failure()
+ * or _abandon() is called.
  */
 
 ngx_int_t
@@ -124,13 +136,13 @@ ngx_http_humanhours_cache_lookup(ngx_http_request_t *r,
     ngx_http_humanhours_ctx_t *ctx)
 {
     ngx_int_t                     rc;
+    ngx_uint_t                    known;
     ngx_msec_t                    now;
     ngx_http_humanhours_node_t   *node;
     ngx_http_humanhours_cache_t  *cache;
 
     cache = ngx_http_humanhours_cache(r);
     now = ngx_current_msec;
-    rc = NGX_DECLINED;
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
@@ -138,40 +150,69 @@ ngx_http_humanhours_cache_lookup(ngx_http_request_t *r,
                ngx_crc32_short((u_char *) ctx->parts.prefix,
                                HH_KEY_PREFIX_LEN));
 
-    if (node == NULL) {
+    known = (node != NULL && node->expires != 0
+             && sodium_memcmp(node->digest, ctx->digest, 32) == 0);
+
+    if (known && (ngx_msec_int_t) (node->expires - now) > 0) {
+        ctx->key_id = node->key_id;
+        ctx->org_id = node->org_id;
+        ctx->test = node->test;
+        ctx->revoked = node->revoked;
+
+        ngx_queue_remove(&node->queue);
+        ngx_queue_insert_head(&cache->sh->lru, &node->queue);
+
+        rc = NGX_OK;
         goto done;
     }
 
-    if (node->expires != 0
-        && sodium_memcmp(node->digest, ctx->digest, 32) == 0)
-    {
-        /* a key verified before is never throttled, only re-verified */
-
-        if ((ngx_msec_int_t) (node->expires - now) > 0) {
-            ctx->key_id = node->key_id;
-            ctx->org_id = node->org_id;
-            ctx->test = node->test;
-            ctx->revoked = node->revoked;
-
-            ngx_queue_remove(&node->queue);
-            ngx_queue_insert_head(&cache->sh->lru, &node->queue);
-
-            rc = NGX_OK;
-        }
-
-        goto done;
-    }
-
-    if ((ngx_msec_int_t) (node->bad_expires - now) > 0
+    if (node != NULL && !known
+        && (ngx_msec_int_t) (node->bad_expires - now) > 0
         && sodium_memcmp(node->bad_digest, ctx->digest, 32) == 0)
     {
         rc = NGX_ABORT;
         goto done;
     }
 
-    if (now - node->window < 1000 && node->failures >= cache->failure_rate) {
-        rc = NGX_BUSY;
+    if (node != NULL
+        && (ngx_msec_int_t) (node->pending_expires - now) > 0
+        && sodium_memcmp(node->pending_digest, ctx->digest, 32) == 0)
+    {
+        rc = NGX_AGAIN;
+        goto done;
     }
+
+    /* a key verified before is re-verified when it expires, never throttled */
+
+    if (node != NULL && !known) {
+        if (now - node->window >= 1000) {
+            node->window = now;
+            node->attempts = 0;
+        }
+
+        if (node->attempts >= cache->verify_rate) {
+            rc = NGX_BUSY;
+            goto done;
+        }
+    }
+
+    node = ngx_http_humanhours_cache_node(r, cache,
+                                          (u_char *) ctx->parts.prefix);
+    if (node != NULL) {
+        if (!known) {
+            if (now - node->window >= 1000) {
+                node->window = now;
+                node->attempts = 0;
+            }
+
+            node->attempts++;
+        }
+
+        ngx_memcpy(node->pending_digest, ctx->digest, 32);
+        node->pending_expires = now + NGX_HH_PENDING_TIMEOUT;
+    }
+
+    rc = NGX_DECLINED;
 
 done:
 
@@ -201,6 +242,7 @@ ngx_http_humanhours_cache_store(ngx_http_request_t *r,
         node->test = ctx->test;
         node->revoked = ctx->revoked;
         node->expires = ngx_current_msec + cache->ttl;
+        node->pending_expires = ngx_current_msec;
 
         if (node->expires == 0) {
             node->expires = 1;
@@ -211,9 +253,9 @@ ngx_http_humanhours_cache_store(ngx_http_request_t *r,
 }
 
 
-/* Remembers a failed key briefly and counts the failure for throttling. */
+/* Remembers a key that failed verification for failure_ttl. */
 
-ngx_int_t
+void
 ngx_http_humanhours_cache_note_failure(ngx_http_request_t *r,
     ngx_http_humanhours_ctx_t *ctx)
 {
@@ -231,18 +273,47 @@ ngx_http_humanhours_cache_note_failure(ngx_http_request_t *r,
     if (node != NULL) {
         ngx_memcpy(node->bad_digest, ctx->digest, 32);
         node->bad_expires = now + cache->failure_ttl;
-
-        if (now - node->window >= 1000) {
-            node->window = now;
-            node->failures = 0;
-        }
-
-        node->failures++;
+        node->pending_expires = now;
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+}
 
-    return NGX_OK;
+
+/*
+ * Ends a verification that could not run. A node for a prefix that never
+ * verified is dropped, so that requests with made-up prefixes cannot push
+ * real keys out of the cache.
+ */
+
+void
+ngx_http_humanhours_cache_abandon(ngx_http_request_t *r,
+    ngx_http_humanhours_ctx_t *ctx)
+{
+    ngx_http_humanhours_node_t   *node;
+    ngx_http_humanhours_cache_t  *cache;
+
+    cache = ngx_http_humanhours_cache(r);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    node = ngx_http_humanhours_cache_find(cache, (u_char *) ctx->parts.prefix,
+               ngx_crc32_short((u_char *) ctx->parts.prefix,
+                               HH_KEY_PREFIX_LEN));
+
+    if (node != NULL) {
+        node->pending_expires = ngx_current_msec;
+
+        if (node->expires == 0
+            && (ngx_msec_int_t) (node->bad_expires - ngx_current_msec) <= 0)
+        {
+            ngx_queue_remove(&node->queue);
+            ngx_rbtree_delete(&cache->sh->rbtree, &node->node);
+            ngx_slab_free_locked(cache->shpool, node);
+        }
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
 }
 
 

@@ -274,7 +274,7 @@ ngx_http_humanhours_create_main_conf(ngx_conf_t *cf)
     hmcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     hmcf->cache_ttl = NGX_CONF_UNSET_MSEC;
     hmcf->failure_ttl = NGX_CONF_UNSET_MSEC;
-    hmcf->failure_rate = NGX_CONF_UNSET_UINT;
+    hmcf->verify_rate = NGX_CONF_UNSET_UINT;
 
     return hmcf;
 }
@@ -303,7 +303,7 @@ ngx_http_humanhours_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(hmcf->redis_timeout, 1000);
     ngx_conf_init_msec_value(hmcf->cache_ttl, 60000);
     ngx_conf_init_msec_value(hmcf->failure_ttl, 1000);
-    ngx_conf_init_uint_value(hmcf->failure_rate, 5);
+    ngx_conf_init_uint_value(hmcf->verify_rate, 5);
 
     if (hmcf->thread_pool_name.data == NULL) {
         ngx_str_set(&hmcf->thread_pool_name, "humanhours");
@@ -325,7 +325,7 @@ ngx_http_humanhours_init_main_conf(ngx_conf_t *cf, void *conf)
     cache = hmcf->cache_zone->data;
     cache->ttl = hmcf->cache_ttl;
     cache->failure_ttl = hmcf->failure_ttl;
-    cache->failure_rate = hmcf->failure_rate;
+    cache->verify_rate = hmcf->verify_rate;
 
     /*
      * The pepper is read here, in the master process, so that the file
@@ -467,7 +467,7 @@ ngx_http_humanhours_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 /*
  * humanhours_key_cache zone=NAME:SIZE [ttl=TIME] [failure_ttl=TIME]
- *                      [failure_rate=N];
+ *                      [verify_rate=N];
  */
 
 static char *
@@ -548,14 +548,14 @@ ngx_http_humanhours_key_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "failure_rate=", 13) == 0) {
+        if (ngx_strncmp(value[i].data, "verify_rate=", 13) == 0) {
             n = ngx_atoi(value[i].data + 13, value[i].len - 13);
 
             if (n == NGX_ERROR || n == 0) {
                 goto invalid;
             }
 
-            hmcf->failure_rate = n;
+            hmcf->verify_rate = n;
             continue;
         }
 

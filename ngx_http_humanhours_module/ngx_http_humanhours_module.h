@@ -73,7 +73,7 @@ typedef struct {
     ngx_slab_pool_t                 *shpool;
     ngx_msec_t                       ttl;
     ngx_msec_t                       failure_ttl;
-    ngx_uint_t                       failure_rate;
+    ngx_uint_t                       verify_rate;
 } ngx_http_humanhours_cache_t;
 
 
@@ -89,7 +89,7 @@ typedef struct {
     ngx_shm_zone_t                  *cache_zone;
     ngx_msec_t                       cache_ttl;
     ngx_msec_t                       failure_ttl;
-    ngx_uint_t                       failure_rate;
+    ngx_uint_t                       verify_rate;
 
     ngx_str_t                        thread_pool_name;
     ngx_thread_pool_t               *thread_pool;
@@ -151,6 +151,7 @@ typedef struct {
 
     ngx_http_humanhours_op_t        *op;
     ngx_event_t                      deadline;
+    ngx_event_t                      wait;          /* for a shared check */
     ngx_http_cleanup_t              *cleanup;
 } ngx_http_humanhours_ctx_t;
 
@@ -180,9 +181,9 @@ ngx_int_t ngx_http_humanhours_cache_lookup(ngx_http_request_t *r,
     ngx_http_humanhours_ctx_t *ctx);
 void ngx_http_humanhours_cache_store(ngx_http_request_t *r,
     ngx_http_humanhours_ctx_t *ctx);
-ngx_int_t ngx_http_humanhours_cache_note_failure(ngx_http_request_t *r,
+void ngx_http_humanhours_cache_note_failure(ngx_http_request_t *r,
     ngx_http_humanhours_ctx_t *ctx);
-ngx_int_t ngx_http_humanhours_cache_throttled(ngx_http_request_t *r,
+void ngx_http_humanhours_cache_abandon(ngx_http_request_t *r,
     ngx_http_humanhours_ctx_t *ctx);
 void ngx_http_humanhours_digest(ngx_http_request_t *r,
     ngx_http_humanhours_ctx_t *ctx);
