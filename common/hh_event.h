@@ -83,13 +83,18 @@ void hh_event_compute(hh_event_t *ev);
 /*
  * Renders the track response (API.md, "Response") into buf. Returns the
  * length it needs, which may exceed size, as snprintf does; the caller
- * sizes buf with hh_event_response_max().
+ * sizes buf with hh_event_response_max(). The text is NUL-terminated when
+ * size is above 0. Absent strings and non-finite numbers render as null.
  */
 size_t hh_event_render_response(const hh_event_t *ev, char *buf, size_t size);
 
+/* Returns a buffer size that fits the rendered response and its NUL. */
 size_t hh_event_response_max(const hh_event_t *ev);
 
-/* Formats Unix milliseconds as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ" and a NUL. */
+/*
+ * Formats Unix milliseconds as UTC "YYYY-MM-DDTHH:MM:SS.mmmZ" and a NUL.
+ * Times before year 0000 or after year 9999 are clamped to those years.
+ */
 void hh_timestamp_format(int64_t ms, char out[HH_TIMESTAMP_LEN + 1]);
 
 /*

@@ -12,6 +12,13 @@
 #include "hh_event.h"
 
 
+/*
+ * The deepest nesting the gate can follow. A max_depth above it counts as
+ * this value, and each level costs one bit of stack.
+ */
+#define HH_JSON_DEPTH_MAX  4096
+
+
 typedef enum {
     HH_JSON_OK = 0,
     HH_JSON_INVALID,        /* not a JSON text: 400 invalid_json */
@@ -34,8 +41,23 @@ typedef struct {
  * keys in one object, and nesting deeper than max_depth (the top-level value
  * is depth 1). Runs in one pass with no recursion, so any input size and
  * depth is safe.
+ *
+ * The first fault found is reported, but a syntax error anywhere outranks
+ * it. Nesting too deep ends the check at once, so text that is also
+ * malformed further on is reported UNSTORABLE. field is the name of the
+ * top-level member that contains the fault, or the repeated top-level key
+ * itself, as written in text with escapes left undecoded. Objects with more
+ * than 32 keys use malloc() for the duplicate check.
  */
 void hh_json_check(const char *text, size_t len, unsigned max_depth,
     hh_json_result_t *result);
+
+/*
+ * Returns the length (1 to 4) of the well-formed UTF-8 character at the
+ * start of the len bytes at p, or 0 when they do not start with one.
+ * Overlong forms, UTF-16 surrogates, code points above U+10FFFF and
+ * truncated sequences all return 0.
+ */
+size_t hh_utf8_char_len(const unsigned char *p, size_t len);
 
 #endif /* HH_JSON_H */

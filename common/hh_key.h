@@ -32,7 +32,7 @@ typedef struct {
 /*
  * Parses a raw key of len bytes. Returns 0 and fills parts when the key is
  * hh_live_ or hh_test_, an 8-character prefix, "_" and a 48-character
- * secret, both from [A-Za-z0-9]; returns -1 otherwise.
+ * secret, both from [A-Za-z0-9]; returns -1 otherwise. parts may be NULL.
  */
 int hh_key_parse(const char *key, size_t len, hh_key_parts_t *parts);
 
@@ -41,8 +41,9 @@ void hh_key_generate(hh_key_mode_e mode, char out[HH_KEY_LEN + 1]);
 
 /*
  * Reads the pepper file and derives the pepper key from it. Returns 0, or
- * -1 with a message in err when the file cannot be read or holds fewer than
- * 32 bytes. The message never contains the file's contents.
+ * -1 with a message in err when the file cannot be read or contains fewer
+ * than 32 or more than 4096 bytes. The message never contains the file's
+ * contents.
  */
 int hh_pepper_load(const char *path, unsigned char pepper[HH_PEPPER_LEN],
     char *err, size_t errlen);
