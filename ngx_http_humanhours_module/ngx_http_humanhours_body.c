@@ -293,9 +293,8 @@ ngx_http_humanhours_validate(ngx_http_humanhours_check_t *check)
             return NGX_ERROR;
         }
 
-        ctx->baseline.len = ngx_sprintf(ctx->baseline.data, "%.17g",
-                                        ev->baseline_minutes)
-                            - ctx->baseline.data;
+        ctx->baseline.len = snprintf((char *) ctx->baseline.data, 32,
+                                     "%.17g", ev->baseline_minutes);
     }
 
     if (ngx_http_humanhours_tokens(check, check->root, "tokens_in", &in,
@@ -527,13 +526,14 @@ ngx_http_humanhours_metadata(ngx_http_humanhours_check_t *check)
         return NGX_ERROR;
     }
 
-    ctx->metadata.data = ngx_pnalloc(check->request->pool, raw.len);
+    ctx->metadata.data = ngx_pnalloc(check->request->pool, raw.len + 1);
     if (ctx->metadata.data == NULL) {
         return NGX_ERROR;
     }
 
     ctx->metadata.len = ngx_http_humanhours_compact(ctx->metadata.data,
                                                     raw.data, raw.len);
+    ctx->metadata.data[ctx->metadata.len] = '\0';
 
     if (ctx->metadata.len > NGX_HH_MAX_METADATA) {
         return ngx_http_humanhours_fail(check, NGX_HH_ERR_VALIDATION_ERROR,
@@ -652,6 +652,7 @@ ngx_http_humanhours_audit_sample(ngx_http_humanhours_check_t *check)
     }
 
     *p++ = '}';
+    *p = '\0';
     ctx->audit_sample.len = p - ctx->audit_sample.data;
 
     return NGX_OK;
@@ -737,6 +738,7 @@ ngx_http_humanhours_event_json(ngx_http_request_t *r,
     p = ngx_sprintf(p, ",\"occurred_at\":\"%s\",\"received_at\":\"%s\","
                     "\"fingerprint\":\"%s\"}",
                     occurred_at, ctx->received_at, ctx->fingerprint);
+    *p = '\0';
 
     ctx->event_json.len = p - ctx->event_json.data;
 

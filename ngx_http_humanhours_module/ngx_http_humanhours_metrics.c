@@ -11,6 +11,7 @@ static ngx_http_humanhours_shctx_t *ngx_http_humanhours_metrics_shctx(void);
 
 static ngx_str_t  ngx_http_humanhours_stat_names[] = {
     ngx_string("humanhours_events_accepted_total"),
+    ngx_string("humanhours_events_replayed_total"),
     ngx_string("humanhours_key_cache_hits_total"),
     ngx_string("humanhours_key_cache_misses_total"),
     ngx_string("humanhours_argon2id_verifications_total"),

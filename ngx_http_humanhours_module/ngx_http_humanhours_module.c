@@ -10,6 +10,8 @@
 
 static ngx_int_t ngx_http_humanhours_track_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_humanhours_is_json(ngx_http_request_t *r);
+static ngx_int_t ngx_http_humanhours_idempotency_key(ngx_http_request_t *r,
+    ngx_http_humanhours_ctx_t *ctx);
 static void *ngx_http_humanhours_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_humanhours_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_humanhours_create_loc_conf(ngx_conf_t *cf);
@@ -187,6 +189,15 @@ ngx_http_humanhours_track_handler(ngx_http_request_t *r)
                    "Send \"Content-Type: application/json\".", NULL);
     }
 
+    if (ngx_http_humanhours_idempotency_key(r, ctx) != NGX_OK) {
+        ngx_str_t  field = ngx_string("Idempotency-Key");
+
+        return ngx_http_humanhours_send_error(r,
+                   NGX_HH_ERR_VALIDATION_ERROR,
+                   "The Idempotency-Key header must be 1 to 255 visible "
+                   "ASCII characters.", NULL, &field);
+    }
+
     if (r->headers_in.content_length_n > (off_t) hlcf->max_body_size) {
         return ngx_http_humanhours_send_error(r,
                    NGX_HH_ERR_PAYLOAD_TOO_LARGE,
@@ -248,6 +259,77 @@ ngx_http_humanhours_is_json(ngx_http_request_t *r)
     }
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * Stores a digest of the Idempotency-Key header in ctx, so that Redis keys
+ * have a fixed length whatever the client sent. Returns NGX_DECLINED for
+ * a header that breaks the rule of API.md, or appears twice.
+ */
+
+static ngx_int_t
+ngx_http_humanhours_idempotency_key(ngx_http_request_t *r,
+    ngx_http_humanhours_ctx_t *ctx)
+{
+    u_char           *p, digest[16];
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != sizeof("Idempotency-Key") - 1
+            || ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
+                               sizeof("Idempotency-Key") - 1)
+               != 0)
+        {
+            continue;
+        }
+
+        if (found != NULL) {
+            return NGX_DECLINED;
+        }
+
+        found = &h[i];
+    }
+
+    if (found == NULL) {
+        return NGX_OK;
+    }
+
+    if (found->value.len == 0 || found->value.len > 255) {
+        return NGX_DECLINED;
+    }
+
+    for (p = found->value.data; p < found->value.data + found->value.len; p++)
+    {
+        if (*p < 0x21 || *p > 0x7e) {
+            return NGX_DECLINED;
+        }
+    }
+
+    crypto_generichash(digest, sizeof(digest), found->value.data,
+                       found->value.len, NULL, 0);
+
+    ngx_hex_dump(ctx->idempotency_hash, digest, sizeof(digest));
+    ctx->idempotency_hash[32] = '\0';
+
+    return NGX_OK;
 }
 
 

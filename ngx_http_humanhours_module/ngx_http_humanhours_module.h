@@ -45,6 +45,7 @@ typedef enum {
 /* Counters in shared memory, added to by every worker. */
 typedef enum {
     NGX_HH_STAT_ACCEPTED = 0,
+    NGX_HH_STAT_REPLAYED,
     NGX_HH_STAT_CACHE_HITS,
     NGX_HH_STAT_CACHE_MISSES,
     NGX_HH_STAT_VERIFICATIONS,
@@ -144,6 +145,7 @@ typedef struct {
     u_char                           org_id_text[NGX_INT64_LEN];
     u_char                           received_at[HH_TIMESTAMP_LEN + 1];
     char                             fingerprint[HH_FINGERPRINT_LEN + 1];
+    u_char                           idempotency_hash[33]; /* hex, or "" */
 
     /* NUL-terminated copies of the script's reply */
     u_char                          *resolved_source;
@@ -167,6 +169,7 @@ ngx_int_t ngx_http_humanhours_send_error(ngx_http_request_t *r,
     ngx_http_humanhours_err_e code, const char *message, const char *hint,
     ngx_str_t *field);
 void ngx_http_humanhours_finalize_event(ngx_http_request_t *r);
+void ngx_http_humanhours_finalize_replay(ngx_http_request_t *r);
 u_char *ngx_http_humanhours_escape_json(u_char *p, u_char *src, size_t len);
 
 /* ngx_http_humanhours_auth.c */

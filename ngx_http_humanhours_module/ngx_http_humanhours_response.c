@@ -12,8 +12,14 @@ typedef struct {
 } ngx_http_humanhours_error_t;
 
 
+static ngx_int_t ngx_http_humanhours_send_event(ngx_http_request_t *r,
+    ngx_uint_t status);
 static ngx_int_t ngx_http_humanhours_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_buf_t *b);
+static ngx_int_t ngx_http_humanhours_until_next_month(ngx_http_request_t *r,
+    ngx_str_t *value);
+static time_t ngx_http_humanhours_days_from_civil(ngx_int_t year,
+    ngx_int_t month);
 
 
 /* Indexed by ngx_http_humanhours_err_e. */
@@ -129,9 +135,66 @@ ngx_http_humanhours_send_error(ngx_http_request_t *r,
         h->hash = 1;
         ngx_str_set(&h->key, "Retry-After");
         ngx_str_set(&h->value, "1");
+
+        if (code == NGX_HH_ERR_QUOTA_EXCEEDED) {
+            if (ngx_http_humanhours_until_next_month(r, &h->value) != NGX_OK)
+            {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
     }
 
     return ngx_http_humanhours_send_json(r, err->status, b);
+}
+
+
+/* Writes the seconds until the first of next month, 00:00 UTC. */
+
+static ngx_int_t
+ngx_http_humanhours_until_next_month(ngx_http_request_t *r, ngx_str_t *value)
+{
+    time_t    now, next;
+    ngx_tm_t  tm;
+
+    now = ngx_time();
+    ngx_gmtime(now, &tm);
+
+    /* ngx_gmtime() counts months from 1 and years in full */
+    tm.ngx_tm_mon++;
+
+    if (tm.ngx_tm_mon > 12) {
+        tm.ngx_tm_mon = 1;
+        tm.ngx_tm_year++;
+    }
+
+    next = ngx_http_humanhours_days_from_civil(tm.ngx_tm_year, tm.ngx_tm_mon)
+           * 86400;
+
+    value->data = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+    if (value->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->len = ngx_sprintf(value->data, "%T", next - now) - value->data;
+
+    return NGX_OK;
+}
+
+
+/* Days from 1970-01-01 to the first of a month (Howard Hinnant's method). */
+
+static time_t
+ngx_http_humanhours_days_from_civil(ngx_int_t year, ngx_int_t month)
+{
+    ngx_int_t  era, yoe, doy, doe;
+
+    year -= (month <= 2);
+    era = (year >= 0 ? year : year - 399) / 400;
+    yoe = year - era * 400;
+    doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+
+    return era * 146097 + doe - 719468;
 }
 
 
@@ -148,20 +211,57 @@ ngx_http_humanhours_finalize_error(ngx_http_request_t *r,
 void
 ngx_http_humanhours_finalize_event(ngx_http_request_t *r)
 {
-    size_t                      size, len;
-    ngx_buf_t                  *b;
     ngx_http_humanhours_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
 
     hh_event_compute(&ctx->event);
 
+    ngx_http_humanhours_stat_add(NGX_HH_STAT_ACCEPTED, 1);
+
+    ngx_http_finalize_request(r,
+        ngx_http_humanhours_send_event(r, NGX_HTTP_CREATED));
+}
+
+
+/* Sends the stored event again; its derived values are already computed. */
+
+void
+ngx_http_humanhours_finalize_replay(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Idempotent-Replayed");
+    ngx_str_set(&h->value, "true");
+
+    ngx_http_humanhours_stat_add(NGX_HH_STAT_REPLAYED, 1);
+
+    ngx_http_finalize_request(r,
+        ngx_http_humanhours_send_event(r, NGX_HTTP_OK));
+}
+
+
+static ngx_int_t
+ngx_http_humanhours_send_event(ngx_http_request_t *r, ngx_uint_t status)
+{
+    size_t                      size, len;
+    ngx_buf_t                  *b;
+    ngx_http_humanhours_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
+
     size = hh_event_response_max(&ctx->event);
 
     b = ngx_create_temp_buf(r->pool, size);
     if (b == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     len = hh_event_render_response(&ctx->event, (char *) b->pos, size);
@@ -170,16 +270,12 @@ ngx_http_humanhours_finalize_event(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
                       "humanhours: response of event %s does not fit "
                       "in %uz bytes", ctx->event.event_id, size);
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     b->last = b->pos + len;
 
-    ngx_http_humanhours_stat_add(NGX_HH_STAT_ACCEPTED, 1);
-
-    ngx_http_finalize_request(r,
-        ngx_http_humanhours_send_json(r, NGX_HTTP_CREATED, b));
+    return ngx_http_humanhours_send_json(r, status, b);
 }
 
 

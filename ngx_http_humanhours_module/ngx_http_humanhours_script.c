@@ -8,9 +8,11 @@
 
 #include <ngx_sha1.h>
 
+#include "hh_entry.h"
 
-#define NGX_HH_SCRIPT_KEYS   7
-#define NGX_HH_SCRIPT_ARGS   9
+
+#define NGX_HH_SCRIPT_KEYS   10
+#define NGX_HH_SCRIPT_ARGS   12
 #define NGX_HH_SCRIPT_ARGC   (3 + NGX_HH_SCRIPT_KEYS + NGX_HH_SCRIPT_ARGS)
 
 
@@ -22,16 +24,22 @@ static ngx_int_t ngx_http_humanhours_script_resolved(ngx_http_request_t *r,
     redisReply *reply);
 static u_char *ngx_http_humanhours_reply_copy(ngx_http_request_t *r,
     redisReply *reply);
+static void ngx_http_humanhours_replay(ngx_http_request_t *r,
+    redisReply *fields);
 
 
 /*
  * KEYS: hh:key:<prefix> hh:org:<org> hh:tasktypes hh:org:<org>:tasktypes
- *       hh:org:<org>:rates hh:prices hh:events
+ *       hh:org:<org>:rates hh:prices hh:events hh:idem:<org>:<hash>
+ *       hh:rate:<key id>:<second> hh:usage:<org>:<YYYY-MM>
  * ARGV: key id, deadline in Unix ms, task type, agent id, model, request
- *       baseline, event JSON, metadata JSON, audit sample JSON
+ *       baseline, event JSON, metadata JSON, audit sample JSON, "1" when
+ *       an idempotency key was sent, body hash, "1" for a test key
  *
  * Work whose deadline has passed is refused, because the module has already
- * answered 503 for it.
+ * answered 503 for it. Refusals consume neither the rate limit nor the
+ * quota. The idempotency record keeps the stream entry's fields, from
+ * which the module renders the original response again.
  */
 
 const char  ngx_http_humanhours_script[] =
@@ -44,8 +52,17 @@ const char  ngx_http_humanhours_script[] =
     "if key[1] ~= ARGV[1] then return {'err', 'invalid_api_key'} end\n"
     "if key[2] == '1' then return {'err', 'key_revoked'} end\n"
     "local org = redis.call('HMGET', KEYS[2], 'plan', 'currency',\n"
-    "                       'hourly_rate')\n"
+    "  'hourly_rate', 'rate_limit', 'monthly_events', 'hard_cap')\n"
     "if not org[1] then return {'err', 'unknown_organisation'} end\n"
+    "if ARGV[10] == '1' then\n"
+    "  local body = redis.call('HGET', KEYS[8], 'body')\n"
+    "  if body then\n"
+    "    if body ~= ARGV[11] then\n"
+    "      return {'err', 'idempotency_key_reused'}\n"
+    "    end\n"
+    "    return {'replay', redis.call('HGETALL', KEYS[8])}\n"
+    "  end\n"
+    "end\n"
     "local baseline, source = ARGV[6], 'request'\n"
     "if baseline == '' then\n"
     "  local own = redis.call('HGET', KEYS[4], ARGV[3])\n"
@@ -59,6 +76,21 @@ const char  ngx_http_humanhours_script[] =
     "  else\n"
     "    return {'err', 'unknown_task_type'}\n"
     "  end\n"
+    "end\n"
+    "local limit = tonumber(org[4])\n"
+    "if not limit then\n"
+    "  limit = ({free = 10, pro = 200, agency = 500})[org[1]] or 1000\n"
+    "end\n"
+    "if tonumber(redis.call('GET', KEYS[9]) or '0') >= limit then\n"
+    "  return {'err', 'rate_limited'}\n"
+    "end\n"
+    "local counter = 'events'\n"
+    "if ARGV[12] == '1' then counter = 'test_events' end\n"
+    "local hard = org[6] == '1' or (org[6] == false and org[1] == 'free')\n"
+    "if hard and counter == 'events' then\n"
+    "  local quota = tonumber(org[5]) or 500\n"
+    "  local used = tonumber(redis.call('HGET', KEYS[10], 'events') or '0')\n"
+    "  if used >= quota then return {'err', 'quota_exceeded'} end\n"
     "end\n"
     "local rate = redis.call('HGET', KEYS[5], ARGV[4]) or org[3] or '45'\n"
     "local currency = org[2] or 'EUR'\n"
@@ -83,6 +115,14 @@ const char  ngx_http_humanhours_script[] =
     "  entry[#entry + 1] = ARGV[9]\n"
     "end\n"
     "local id = redis.call('XADD', KEYS[7], '*', unpack(entry))\n"
+    "redis.call('INCR', KEYS[9])\n"
+    "redis.call('EXPIRE', KEYS[9], 2)\n"
+    "redis.call('HINCRBY', KEYS[10], counter, 1)\n"
+    "redis.call('EXPIRE', KEYS[10], 40 * 86400)\n"
+    "if ARGV[10] == '1' then\n"
+    "  redis.call('HSET', KEYS[8], 'body', ARGV[11], unpack(entry))\n"
+    "  redis.call('EXPIRE', KEYS[8], 86400)\n"
+    "end\n"
     "return {'ok', baseline, source, rate, currency, input, output,\n"
     "        org[1], id}\n";
 
@@ -121,13 +161,16 @@ static ngx_int_t
 ngx_http_humanhours_script_send(ngx_http_request_t *r, ngx_uint_t eval)
 {
     u_char                           *p;
-    ngx_uint_t                        i;
+    int64_t                           now;
+    ngx_tm_t                          tm;
+    ngx_uint_t                        i, n;
     ngx_time_t                       *tp;
     ngx_http_humanhours_ctx_t        *ctx;
     ngx_http_humanhours_main_conf_t  *hmcf;
 
     u_char       keys[NGX_HH_SCRIPT_KEYS][64];
     u_char       deadline[NGX_INT64_LEN + 1];
+    u_char       body_hash[32], body_hex[65];
     const char  *argv[NGX_HH_SCRIPT_ARGC];
     size_t       argvlen[NGX_HH_SCRIPT_ARGC];
 
@@ -135,62 +178,68 @@ ngx_http_humanhours_script_send(ngx_http_request_t *r, ngx_uint_t eval)
     hmcf = ngx_http_get_module_main_conf(r, ngx_http_humanhours_module);
 
     tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000 + tp->msec;
+
+    ngx_gmtime(tp->sec, &tm);
 
     /*
      * Redis gets a quarter of the timeout less than the module waits, so
      * that work Redis accepts is answered before the module gives up on it.
      */
 
-    ngx_sprintf(deadline, "%L%Z", (int64_t) tp->sec * 1000 + tp->msec
-                                  + hmcf->redis_timeout * 3 / 4);
+    ngx_sprintf(deadline, "%L%Z", now + hmcf->redis_timeout * 3 / 4);
 
-    argv[0] = eval ? "EVAL" : "EVALSHA";
-    argv[1] = eval ? ngx_http_humanhours_script
-                   : (char *) ngx_http_humanhours_script_sha1;
-    argv[2] = "7";
+    crypto_generichash(body_hash, sizeof(body_hash), ctx->body.data,
+                       ctx->body.len, NULL, 0);
+    ngx_hex_dump(body_hex, body_hash, sizeof(body_hash));
+    body_hex[64] = '\0';
 
-    p = ngx_sprintf(keys[0], "hh:key:%*s", (size_t) HH_KEY_PREFIX_LEN,
+    n = 0;
+    p = ngx_sprintf(keys[n++], "hh:key:%*s%Z", (size_t) HH_KEY_PREFIX_LEN,
                     ctx->parts.prefix);
-    argvlen[3] = p - keys[0];
-    p = ngx_sprintf(keys[1], "hh:org:%L", ctx->org_id);
-    argvlen[4] = p - keys[1];
-    p = ngx_sprintf(keys[2], "hh:tasktypes");
-    argvlen[5] = p - keys[2];
-    p = ngx_sprintf(keys[3], "hh:org:%L:tasktypes", ctx->org_id);
-    argvlen[6] = p - keys[3];
-    p = ngx_sprintf(keys[4], "hh:org:%L:rates", ctx->org_id);
-    argvlen[7] = p - keys[4];
-    p = ngx_sprintf(keys[5], "hh:prices");
-    argvlen[8] = p - keys[5];
-    p = ngx_sprintf(keys[6], "hh:events");
-    argvlen[9] = p - keys[6];
+    ngx_sprintf(keys[n++], "hh:org:%L%Z", ctx->org_id);
+    ngx_sprintf(keys[n++], "hh:tasktypes%Z");
+    ngx_sprintf(keys[n++], "hh:org:%L:tasktypes%Z", ctx->org_id);
+    ngx_sprintf(keys[n++], "hh:org:%L:rates%Z", ctx->org_id);
+    ngx_sprintf(keys[n++], "hh:prices%Z");
+    ngx_sprintf(keys[n++], "hh:events%Z");
+    ngx_sprintf(keys[n++], "hh:idem:%L:%s%Z", ctx->org_id,
+                ctx->idempotency_hash[0] ? (char *) ctx->idempotency_hash
+                                         : "none");
+    ngx_sprintf(keys[n++], "hh:rate:%L:%T%Z", ctx->key_id, tp->sec);
+    ngx_sprintf(keys[n++], "hh:usage:%L:%4d-%02d%Z", ctx->org_id,
+                tm.ngx_tm_year, tm.ngx_tm_mon);
+
+    (void) p;
+
+    n = 0;
+    argv[n++] = eval ? "EVAL" : "EVALSHA";
+    argv[n++] = eval ? ngx_http_humanhours_script
+                     : (char *) ngx_http_humanhours_script_sha1;
+    argv[n++] = "10";
 
     for (i = 0; i < NGX_HH_SCRIPT_KEYS; i++) {
-        argv[3 + i] = (char *) keys[i];
+        argv[n++] = (char *) keys[i];
     }
 
-    argv[10] = (char *) ctx->key_id_text;
-    argv[11] = (char *) deadline;
-    argv[12] = ctx->event.task_type.data;
-    argv[13] = ctx->event.agent_id.data;
-    argv[14] = ctx->event.model.data ? ctx->event.model.data : "";
-    argv[15] = ctx->baseline.len ? (char *) ctx->baseline.data : "";
-    argv[16] = (char *) ctx->event_json.data;
-    argv[17] = ctx->metadata.len ? (char *) ctx->metadata.data : "";
-    argv[18] = ctx->audit_sample.len ? (char *) ctx->audit_sample.data : "";
+    argv[n++] = (char *) ctx->key_id_text;
+    argv[n++] = (char *) deadline;
+    argv[n++] = ctx->event.task_type.data;
+    argv[n++] = ctx->event.agent_id.data;
+    argv[n++] = ctx->event.model.data ? ctx->event.model.data : "";
+    argv[n++] = ctx->baseline.len ? (char *) ctx->baseline.data : "";
+    argv[n++] = (char *) ctx->event_json.data;
+    argv[n++] = ctx->metadata.len ? (char *) ctx->metadata.data : "";
+    argv[n++] = ctx->audit_sample.len ? (char *) ctx->audit_sample.data : "";
+    argv[n++] = ctx->idempotency_hash[0] ? "1" : "0";
+    argv[n++] = (char *) body_hex;
+    argv[n++] = ctx->test ? "1" : "0";
 
-    argvlen[0] = ngx_strlen(argv[0]);
-    argvlen[1] = ngx_strlen(argv[1]);
-    argvlen[2] = 1;
-    argvlen[10] = ngx_strlen(ctx->key_id_text);
-    argvlen[11] = ngx_strlen(deadline);
-    argvlen[12] = ctx->event.task_type.len;
-    argvlen[13] = ctx->event.agent_id.len;
-    argvlen[14] = ctx->event.model.len;
-    argvlen[15] = ctx->baseline.len;
-    argvlen[16] = ctx->event_json.len;
-    argvlen[17] = ctx->metadata.len;
-    argvlen[18] = ctx->audit_sample.len;
+    /* every argument is a NUL-terminated text */
+
+    for (i = 0; i < n; i++) {
+        argvlen[i] = ngx_strlen(argv[i]);
+    }
 
     return ngx_http_humanhours_redis_command(r,
                                     ngx_http_humanhours_script_reply,
@@ -232,6 +281,14 @@ ngx_http_humanhours_script_reply(ngx_http_request_t *r, redisReply *reply)
         ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_UNAVAILABLE,
             "The event queue could not store the event; it was not "
             "recorded.", "Retry with the same Idempotency-Key.", NULL);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && ngx_strcmp(reply->element[0]->str, "replay") == 0)
+    {
+        ngx_http_humanhours_replay(r, reply->element[1]);
         return;
     }
 
@@ -279,6 +336,31 @@ ngx_http_humanhours_script_reply(ngx_http_request_t *r, redisReply *reply)
             "The task type is neither built in nor defined by the "
             "organisation.", "Send human_baseline_minutes, or use a "
             "built-in task type.", &field);
+        return;
+    }
+
+    if (ngx_strcmp(code->str, "idempotency_key_reused") == 0) {
+        ngx_str_t  field = ngx_string("Idempotency-Key");
+
+        ngx_http_humanhours_finalize_error(r,
+            NGX_HH_ERR_IDEMPOTENCY_KEY_REUSED,
+            "This Idempotency-Key was used with a different body in the "
+            "last 24 hours.", "Use a new key for a new event.", &field);
+        return;
+    }
+
+    if (ngx_strcmp(code->str, "rate_limited") == 0) {
+        ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_RATE_LIMITED,
+            "This API key sent more events per second than its plan "
+            "allows.", "Retry after the time in Retry-After.", NULL);
+        return;
+    }
+
+    if (ngx_strcmp(code->str, "quota_exceeded") == 0) {
+        ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_QUOTA_EXCEEDED,
+            "The organisation used all events of its plan this month.",
+            "Upgrade the plan, or retry after the time in Retry-After.",
+            NULL);
         return;
     }
 
@@ -361,4 +443,38 @@ ngx_http_humanhours_reply_copy(ngx_http_request_t *r, redisReply *reply)
     ngx_memcpy(p, reply->str, reply->len + 1);
 
     return p;
+}
+
+
+/*
+ * Answers a retry with the event stored under its idempotency key. The
+ * response is rendered from the same values by the same code as the first
+ * time, so its bytes are the same.
+ */
+
+static void
+ngx_http_humanhours_replay(ngx_http_request_t *r, redisReply *fields)
+{
+    const char                 *reason;
+    hh_entry_t                  entry;
+    ngx_http_humanhours_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
+
+    reason = hh_entry_parse(&entry, NULL, fields);
+
+    if (reason != NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "humanhours: the idempotency record of key id %L "
+                      "cannot be read: %s", ctx->key_id, reason);
+        hh_entry_free(&entry);
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->event = entry.event;
+
+    ngx_http_humanhours_finalize_replay(r);
+
+    hh_entry_free(&entry);
 }

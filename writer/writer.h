@@ -12,6 +12,7 @@
 #include <time.h>
 #include <cjson/cJSON.h>
 
+#include "hh_entry.h"
 #include "hh_event.h"
 #include "hhw_buf.h"
 #include "hhw_conf.h"
@@ -24,26 +25,7 @@
 #define WRITER_STREAM_ID_MAX  48
 
 
-/* One stream entry of a batch, parsed. */
-typedef struct {
-    const char   *stream_id;       /* points into the XREADGROUP reply */
-    hh_event_t    event;           /* its strings point into json or reply */
-    cJSON        *json;            /* the parsed "event" field */
-
-    int64_t       org_id;
-    int64_t       key_id;
-    int           test;
-    int           has_tokens_in;
-    int           has_tokens_out;
-    int64_t       received_at_ms;
-    hh_str_t      fingerprint;
-
-    /* raw JSON text from the reply, stored as it is, or data NULL */
-    hh_str_t      metadata;
-    hh_str_t      audit_sample;
-
-    int           committed;       /* stored in Postgres, so to acknowledge */
-} writer_entry_t;
+typedef hh_entry_t  writer_entry_t;
 
 
 typedef struct {
@@ -69,6 +51,7 @@ typedef struct {
     time_t             claimed_at; /* CLOCK_MONOTONIC seconds, or 0 */
 
     writer_entry_t    *entries;    /* conf.batch_size of them */
+    unsigned char     *committed;  /* per entry: stored, so to acknowledge */
     const char       **ack_argv;   /* conf.batch_size + 3 of them */
     hhw_buf_t          rows;       /* the batch as JSON, reused */
 } writer_t;
@@ -97,14 +80,6 @@ int writer_claim(writer_t *w, hhw_error_t *err);
  */
 int writer_ingest(writer_t *w, hhw_error_t *err);
 
-/*
- * Parses one entry's field-value array into entry. Returns NULL, or a
- * static reason that names the field at fault but none of its content.
- */
-const char *writer_entry_parse(writer_entry_t *entry, const char *stream_id,
-    const redisReply *fields);
-
-void writer_entry_free(writer_entry_t *entry);
 
 /*
  * Inserts the entries into events with one statement in one transaction,

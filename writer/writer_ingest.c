@@ -92,8 +92,8 @@ writer_ingest(writer_t *w, hhw_error_t *err)
             continue;
         }
 
-        reason = writer_entry_parse(&w->entries[nparsed], id,
-                                    entry->element[1]);
+        w->committed[nparsed] = 0;
+        reason = hh_entry_parse(&w->entries[nparsed], id, entry->element[1]);
 
         if (reason != NULL) {
             /*
@@ -103,7 +103,7 @@ writer_ingest(writer_t *w, hhw_error_t *err)
              */
             hhw_log(HHW_LOG_WARN, "stream entry %s not stored: %s; it stays "
                     "pending", id, reason);
-            writer_entry_free(&w->entries[nparsed]);
+            hh_entry_free(&w->entries[nparsed]);
             continue;
         }
 
@@ -117,7 +117,7 @@ writer_ingest(writer_t *w, hhw_error_t *err)
     }
 
     for (i = 0; i < nparsed; i++) {
-        if (w->entries[i].committed) {
+        if (w->committed[i]) {
             w->ack_argv[3 + nids++] = w->entries[i].stream_id;
         }
     }
@@ -136,7 +136,7 @@ writer_ingest(writer_t *w, hhw_error_t *err)
     }
 
     for (i = 0; i < nparsed; i++) {
-        writer_entry_free(&w->entries[i]);
+        hh_entry_free(&w->entries[i]);
     }
 
     freeReplyObject(reply);
@@ -146,7 +146,7 @@ writer_ingest(writer_t *w, hhw_error_t *err)
 failed:
 
     for (i = 0; i < nparsed; i++) {
-        writer_entry_free(&w->entries[i]);
+        hh_entry_free(&w->entries[i]);
     }
 
     freeReplyObject(reply);
@@ -212,7 +212,7 @@ writer_ingest_store(writer_t *w, size_t n, size_t *stored, hhw_error_t *err)
         == 0)
     {
         for (i = 0; i < n; i++) {
-            w->entries[i].committed = 1;
+            w->committed[i] = 1;
         }
 
         return 0;
@@ -235,7 +235,7 @@ writer_ingest_store(writer_t *w, size_t n, size_t *stored, hhw_error_t *err)
                                err)
             == 0)
         {
-            w->entries[i].committed = 1;
+            w->committed[i] = 1;
             *stored += inserted;
             continue;
         }

@@ -138,9 +138,10 @@ writer_init(writer_t *w, hhw_error_t *err)
     }
 
     w->entries = calloc(w->conf.batch_size, sizeof(writer_entry_t));
+    w->committed = calloc(w->conf.batch_size, 1);
     w->ack_argv = calloc(w->conf.batch_size + 3, sizeof(char *));
 
-    if (w->entries == NULL || w->ack_argv == NULL) {
+    if (w->entries == NULL || w->committed == NULL || w->ack_argv == NULL) {
         hhw_error_set(err, "out of memory allocating a batch of %u entries",
                       w->conf.batch_size);
         return -1;
@@ -156,6 +157,7 @@ writer_free(writer_t *w)
     writer_disconnect(w);
 
     free(w->entries);
+    free(w->committed);
     free(w->ack_argv);
     hhw_buf_free(&w->rows);
     hhw_conf_free(&w->conf);

@@ -8,41 +8,41 @@
 #include <string.h>
 
 #include "hh_json.h"
-#include "writer.h"
+#include "hh_entry.h"
 
 
-#define WRITER_ENTRY_VERSION      "1"
+#define HH_ENTRY_ENTRY_VERSION      "1"
 
 /*
  * The module bounds metadata at 8 levels inside the request body, and the
  * event object is flat. The JSON check here only makes sure that Postgres
  * jsonb accepts what is stored, so its depth bound is generous.
  */
-#define WRITER_JSON_DEPTH         64
+#define HH_ENTRY_JSON_DEPTH         64
 
 /* Integers above 2^53 are not exact in a JSON number that cJSON reads. */
-#define WRITER_MAX_EXACT_INTEGER  9007199254740992.0
+#define HH_ENTRY_MAX_EXACT_INTEGER  9007199254740992.0
 
 /* 2^63, the first value above a Postgres bigint */
-#define WRITER_BIGINT_LIMIT       9223372036854775808.0
+#define HH_ENTRY_BIGINT_LIMIT       9223372036854775808.0
 
-#define WRITER_NUMBER_TEXT_MAX    64
+#define HH_ENTRY_NUMBER_TEXT_MAX    64
 
 
-static const char *writer_entry_parse_event(writer_entry_t *entry,
+static const char *hh_entry_parse_event(hh_entry_t *entry,
     const char *text, size_t len);
-static const char *writer_entry_parse_resolved(writer_entry_t *entry,
+static const char *hh_entry_parse_resolved(hh_entry_t *entry,
     const redisReply *fields);
-static const char *writer_entry_raw_json(const redisReply *value,
+static const char *hh_entry_raw_json(const redisReply *value,
     hh_str_t *raw);
-static const redisReply *writer_entry_field(const redisReply *fields,
+static const redisReply *hh_entry_field(const redisReply *fields,
     const char *name);
-static int writer_entry_text_number(const redisReply *value, double *number);
-static int writer_entry_json_id(const cJSON *item, int64_t *id);
-static int writer_entry_json_count(const cJSON *item, uint64_t *count,
+static int hh_entry_text_number(const redisReply *value, double *number);
+static int hh_entry_json_id(const cJSON *item, int64_t *id);
+static int hh_entry_json_count(const cJSON *item, uint64_t *count,
     int *present);
-static int writer_entry_json_string(const cJSON *item, hh_str_t *str);
-static int writer_entry_is_one_of(hh_str_t str, const char *const *words);
+static int hh_entry_json_string(const cJSON *item, hh_str_t *str);
+static int hh_entry_is_one_of(hh_str_t str, const char *const *words);
 
 
 static const char *const  writer_outcomes[] = {
@@ -55,46 +55,46 @@ static const char *const  writer_baseline_sources[] = {
 
 
 const char *
-writer_entry_parse(writer_entry_t *entry, const char *stream_id,
+hh_entry_parse(hh_entry_t *entry, const char *stream_id,
     const redisReply *fields)
 {
     const char        *reason;
     const redisReply  *value;
 
-    memset(entry, 0, sizeof(writer_entry_t));
+    memset(entry, 0, sizeof(hh_entry_t));
     entry->stream_id = stream_id;
 
     if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2 != 0) {
         return "the entry is not a list of field-value pairs";
     }
 
-    value = writer_entry_field(fields, "v");
-    if (value == NULL || strcmp(value->str, WRITER_ENTRY_VERSION) != 0) {
+    value = hh_entry_field(fields, "v");
+    if (value == NULL || strcmp(value->str, HH_ENTRY_ENTRY_VERSION) != 0) {
         return "field \"v\" is missing or not format version 1";
     }
 
-    value = writer_entry_field(fields, "event");
+    value = hh_entry_field(fields, "event");
     if (value == NULL) {
         return "field \"event\" is missing";
     }
 
-    reason = writer_entry_parse_event(entry, value->str, value->len);
+    reason = hh_entry_parse_event(entry, value->str, value->len);
     if (reason != NULL) {
         return reason;
     }
 
-    reason = writer_entry_parse_resolved(entry, fields);
+    reason = hh_entry_parse_resolved(entry, fields);
     if (reason != NULL) {
         return reason;
     }
 
-    reason = writer_entry_raw_json(writer_entry_field(fields, "metadata"),
+    reason = hh_entry_raw_json(hh_entry_field(fields, "metadata"),
                                    &entry->metadata);
     if (reason != NULL) {
         return "field \"metadata\" is not a JSON object that jsonb accepts";
     }
 
-    reason = writer_entry_raw_json(writer_entry_field(fields,
+    reason = hh_entry_raw_json(hh_entry_field(fields,
                                                       "audit_sample"),
                                    &entry->audit_sample);
     if (reason != NULL) {
@@ -118,7 +118,7 @@ writer_entry_parse(writer_entry_t *entry, const char *stream_id,
 
 
 void
-writer_entry_free(writer_entry_t *entry)
+hh_entry_free(hh_entry_t *entry)
 {
     if (entry->json != NULL) {
         cJSON_Delete(entry->json);
@@ -129,7 +129,7 @@ writer_entry_free(writer_entry_t *entry)
 
 /* The "event" field: the request's values as the module accepted them. */
 static const char *
-writer_entry_parse_event(writer_entry_t *entry, const char *text, size_t len)
+hh_entry_parse_event(hh_entry_t *entry, const char *text, size_t len)
 {
     cJSON             *json, *item;
     size_t             i;
@@ -140,7 +140,7 @@ writer_entry_parse_event(writer_entry_t *entry, const char *text, size_t len)
     ev = &entry->event;
 
     /* What passes the gate also passes Postgres's JSON input. */
-    hh_json_check(text, len, WRITER_JSON_DEPTH, &check);
+    hh_json_check(text, len, HH_ENTRY_JSON_DEPTH, &check);
     if (check.status != HH_JSON_OK) {
         return "field \"event\" is not JSON that jsonb accepts";
     }
@@ -154,7 +154,7 @@ writer_entry_parse_event(writer_entry_t *entry, const char *text, size_t len)
     entry->json = json;
 
     item = cJSON_GetObjectItemCaseSensitive(json, "event_id");
-    if (writer_entry_json_string(item, &str) != 0
+    if (hh_entry_json_string(item, &str) != 0
         || str.len != HH_EVENT_ID_LEN
         || memcmp(str.data, "evt_", 4) != 0)
     {
@@ -173,12 +173,12 @@ writer_entry_parse_event(writer_entry_t *entry, const char *text, size_t len)
     ev->event_id[str.len] = '\0';
 
     item = cJSON_GetObjectItemCaseSensitive(json, "org_id");
-    if (writer_entry_json_id(item, &entry->org_id) != 0) {
+    if (hh_entry_json_id(item, &entry->org_id) != 0) {
         return "org_id is not a positive integer";
     }
 
     item = cJSON_GetObjectItemCaseSensitive(json, "key_id");
-    if (writer_entry_json_id(item, &entry->key_id) != 0) {
+    if (hh_entry_json_id(item, &entry->key_id) != 0) {
         return "key_id is not a positive integer";
     }
 
@@ -190,22 +190,22 @@ writer_entry_parse_event(writer_entry_t *entry, const char *text, size_t len)
     entry->test = cJSON_IsTrue(item);
 
     item = cJSON_GetObjectItemCaseSensitive(json, "agent_id");
-    if (writer_entry_json_string(item, &ev->agent_id) != 0
+    if (hh_entry_json_string(item, &ev->agent_id) != 0
         || ev->agent_id.len == 0)
     {
         return "agent_id is not a non-empty string";
     }
 
     item = cJSON_GetObjectItemCaseSensitive(json, "task_type");
-    if (writer_entry_json_string(item, &ev->task_type) != 0
+    if (hh_entry_json_string(item, &ev->task_type) != 0
         || ev->task_type.len == 0)
     {
         return "task_type is not a non-empty string";
     }
 
     item = cJSON_GetObjectItemCaseSensitive(json, "outcome");
-    if (writer_entry_json_string(item, &ev->outcome) != 0
-        || !writer_entry_is_one_of(ev->outcome, writer_outcomes))
+    if (hh_entry_json_string(item, &ev->outcome) != 0
+        || !hh_entry_is_one_of(ev->outcome, writer_outcomes))
     {
         return "outcome is not success, failure or needs_review";
     }
@@ -235,20 +235,20 @@ writer_entry_parse_event(writer_entry_t *entry, const char *text, size_t len)
 
     item = cJSON_GetObjectItemCaseSensitive(json, "model");
     if (item != NULL && !cJSON_IsNull(item)
-        && writer_entry_json_string(item, &ev->model) != 0)
+        && hh_entry_json_string(item, &ev->model) != 0)
     {
         return "model is not null or a string";
     }
 
     item = cJSON_GetObjectItemCaseSensitive(json, "tokens_in");
-    if (writer_entry_json_count(item, &ev->tokens_in, &entry->has_tokens_in)
+    if (hh_entry_json_count(item, &ev->tokens_in, &entry->has_tokens_in)
         != 0)
     {
         return "tokens_in is not null or an integer >= 0";
     }
 
     item = cJSON_GetObjectItemCaseSensitive(json, "tokens_out");
-    if (writer_entry_json_count(item, &ev->tokens_out,
+    if (hh_entry_json_count(item, &ev->tokens_out,
                                 &entry->has_tokens_out)
         != 0)
     {
@@ -258,21 +258,21 @@ writer_entry_parse_event(writer_entry_t *entry, const char *text, size_t len)
     ev->has_tokens = entry->has_tokens_in && entry->has_tokens_out;
 
     item = cJSON_GetObjectItemCaseSensitive(json, "occurred_at");
-    if (writer_entry_json_string(item, &str) != 0
+    if (hh_entry_json_string(item, &str) != 0
         || hh_timestamp_parse(str.data, str.len, &ev->occurred_at_ms) != 0)
     {
         return "occurred_at is not an RFC 3339 timestamp";
     }
 
     item = cJSON_GetObjectItemCaseSensitive(json, "received_at");
-    if (writer_entry_json_string(item, &str) != 0
+    if (hh_entry_json_string(item, &str) != 0
         || hh_timestamp_parse(str.data, str.len, &entry->received_at_ms) != 0)
     {
         return "received_at is not an RFC 3339 timestamp";
     }
 
     item = cJSON_GetObjectItemCaseSensitive(json, "fingerprint");
-    if (writer_entry_json_string(item, &entry->fingerprint) != 0
+    if (hh_entry_json_string(item, &entry->fingerprint) != 0
         || entry->fingerprint.len != HH_FINGERPRINT_LEN
         || strspn(entry->fingerprint.data, "0123456789abcdef")
            != HH_FINGERPRINT_LEN)
@@ -286,7 +286,7 @@ writer_entry_parse_event(writer_entry_t *entry, const char *text, size_t len)
 
 /* The values that the track script resolved, as Redis fields of the entry. */
 static const char *
-writer_entry_parse_resolved(writer_entry_t *entry, const redisReply *fields)
+hh_entry_parse_resolved(hh_entry_t *entry, const redisReply *fields)
 {
     int                has_input, has_output;
     hh_event_t        *ev;
@@ -294,35 +294,35 @@ writer_entry_parse_resolved(writer_entry_t *entry, const redisReply *fields)
 
     ev = &entry->event;
 
-    value = writer_entry_field(fields, "baseline_minutes");
-    if (writer_entry_text_number(value, &ev->baseline_minutes) != 0
+    value = hh_entry_field(fields, "baseline_minutes");
+    if (hh_entry_text_number(value, &ev->baseline_minutes) != 0
         || !(ev->baseline_minutes > 0))
     {
         return "field \"baseline_minutes\" is not a number > 0";
     }
 
-    value = writer_entry_field(fields, "baseline_source");
+    value = hh_entry_field(fields, "baseline_source");
     if (value != NULL) {
         ev->baseline_source.data = value->str;
         ev->baseline_source.len = value->len;
     }
 
     if (value == NULL
-        || !writer_entry_is_one_of(ev->baseline_source,
+        || !hh_entry_is_one_of(ev->baseline_source,
                                    writer_baseline_sources))
     {
         return "field \"baseline_source\" is not request, override, builtin "
                "or custom";
     }
 
-    value = writer_entry_field(fields, "hourly_rate");
-    if (writer_entry_text_number(value, &ev->hourly_rate) != 0
+    value = hh_entry_field(fields, "hourly_rate");
+    if (hh_entry_text_number(value, &ev->hourly_rate) != 0
         || !(ev->hourly_rate >= 0))
     {
         return "field \"hourly_rate\" is not a number >= 0";
     }
 
-    value = writer_entry_field(fields, "currency");
+    value = hh_entry_field(fields, "currency");
     if (value == NULL || value->len != 3
         || strspn(value->str, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != 3)
     {
@@ -333,20 +333,20 @@ writer_entry_parse_resolved(writer_entry_t *entry, const redisReply *fields)
     ev->currency.len = value->len;
 
     /* Both prices or neither: empty or absent means the model has none. */
-    value = writer_entry_field(fields, "input_price");
+    value = hh_entry_field(fields, "input_price");
     has_input = value != NULL && value->len > 0;
 
-    if (has_input && (writer_entry_text_number(value, &ev->input_price) != 0
+    if (has_input && (hh_entry_text_number(value, &ev->input_price) != 0
                       || !(ev->input_price >= 0)))
     {
         return "field \"input_price\" is not empty or a number >= 0";
     }
 
-    value = writer_entry_field(fields, "output_price");
+    value = hh_entry_field(fields, "output_price");
     has_output = value != NULL && value->len > 0;
 
     if (has_output
-        && (writer_entry_text_number(value, &ev->output_price) != 0
+        && (hh_entry_text_number(value, &ev->output_price) != 0
             || !(ev->output_price >= 0)))
     {
         return "field \"output_price\" is not empty or a number >= 0";
@@ -365,7 +365,7 @@ writer_entry_parse_resolved(writer_entry_t *entry, const redisReply *fields)
 
 /* An optional field holding a compact JSON object. */
 static const char *
-writer_entry_raw_json(const redisReply *value, hh_str_t *raw)
+hh_entry_raw_json(const redisReply *value, hh_str_t *raw)
 {
     hh_json_result_t  check;
 
@@ -373,7 +373,7 @@ writer_entry_raw_json(const redisReply *value, hh_str_t *raw)
         return NULL;
     }
 
-    hh_json_check(value->str, value->len, WRITER_JSON_DEPTH, &check);
+    hh_json_check(value->str, value->len, HH_ENTRY_JSON_DEPTH, &check);
 
     if (check.status != HH_JSON_OK || value->len == 0
         || value->str[0] != '{')
@@ -390,7 +390,7 @@ writer_entry_raw_json(const redisReply *value, hh_str_t *raw)
 
 /* Returns the value of the named field, if it is a string. */
 static const redisReply *
-writer_entry_field(const redisReply *fields, const char *name)
+hh_entry_field(const redisReply *fields, const char *name)
 {
     size_t             i, len;
     const redisReply  *field, *value;
@@ -418,9 +418,9 @@ writer_entry_field(const redisReply *fields, const char *name)
  * take, such as "inf", "nan", hexadecimal or leading blanks.
  */
 static int
-writer_entry_text_number(const redisReply *value, double *number)
+hh_entry_text_number(const redisReply *value, double *number)
 {
-    char  *end, text[WRITER_NUMBER_TEXT_MAX];
+    char  *end, text[HH_ENTRY_NUMBER_TEXT_MAX];
 
     if (value == NULL || value->len == 0 || value->len >= sizeof(text)
         || strspn(value->str, "0123456789.+-eE") != value->len)
@@ -443,14 +443,14 @@ writer_entry_text_number(const redisReply *value, double *number)
 
 /* An organisation or key id: a positive integer, as a number or as text. */
 static int
-writer_entry_json_id(const cJSON *item, int64_t *id)
+hh_entry_json_id(const cJSON *item, int64_t *id)
 {
     char       *end;
     long long   n;
 
     if (cJSON_IsNumber(item)) {
         if (!(item->valuedouble >= 1)
-            || item->valuedouble > WRITER_MAX_EXACT_INTEGER
+            || item->valuedouble > HH_ENTRY_MAX_EXACT_INTEGER
             || item->valuedouble != floor(item->valuedouble))
         {
             return -1;
@@ -485,7 +485,7 @@ writer_entry_json_id(const cJSON *item, int64_t *id)
  * digit.
  */
 static int
-writer_entry_json_count(const cJSON *item, uint64_t *count, int *present)
+hh_entry_json_count(const cJSON *item, uint64_t *count, int *present)
 {
     *present = 0;
 
@@ -494,7 +494,7 @@ writer_entry_json_count(const cJSON *item, uint64_t *count, int *present)
     }
 
     if (!cJSON_IsNumber(item) || !(item->valuedouble >= 0)
-        || item->valuedouble >= WRITER_BIGINT_LIMIT
+        || item->valuedouble >= HH_ENTRY_BIGINT_LIMIT
         || item->valuedouble != floor(item->valuedouble))
     {
         return -1;
@@ -509,7 +509,7 @@ writer_entry_json_count(const cJSON *item, uint64_t *count, int *present)
 
 /* The gate rejected \u0000, so strlen() gives the whole string. */
 static int
-writer_entry_json_string(const cJSON *item, hh_str_t *str)
+hh_entry_json_string(const cJSON *item, hh_str_t *str)
 {
     if (!cJSON_IsString(item)) {
         return -1;
@@ -523,7 +523,7 @@ writer_entry_json_string(const cJSON *item, hh_str_t *str)
 
 
 static int
-writer_entry_is_one_of(hh_str_t str, const char *const *words)
+hh_entry_is_one_of(hh_str_t str, const char *const *words)
 {
     for ( /* void */ ; *words != NULL; words++) {
         if (strlen(*words) == str.len
