@@ -48,7 +48,8 @@ test: deps all unit
 	prove -I t/lib -r t/
 
 bench: deps all
-	auto/bench
+	auto/bench-edge
+	auto/bench-writer
 
 clean:
 	rm -rf $(BUILD)
