@@ -75,7 +75,7 @@ static ngx_command_t  ngx_http_humanhours_commands[] = {
     { ngx_string("humanhours_track"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_humanhours_track,
-      0,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -106,7 +106,7 @@ static ngx_command_t  ngx_http_humanhours_commands[] = {
 
 static ngx_http_module_t  ngx_http_humanhours_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_humanhours_init_filters,      /* postconfiguration */
 
     ngx_http_humanhours_create_main_conf,  /* create main configuration */
     ngx_http_humanhours_init_main_conf,    /* init main configuration */
@@ -466,9 +466,25 @@ ngx_http_humanhours_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_humanhours_loc_conf_t *prev = parent;
     ngx_http_humanhours_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t  *clcf;
+
     ngx_conf_merge_value(conf->require_https, prev->require_https, 1);
     ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
                               64 * 1024);
+
+    /*
+     * nginx stops reading a body over client_max_body_size, also a chunked
+     * one, so an API location lowers it to the module's own limit.
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->api && (clcf->client_max_body_size == 0
+                      || clcf->client_max_body_size
+                         > (off_t) conf->max_body_size))
+    {
+        clcf->client_max_body_size = conf->max_body_size;
+    }
 
     return NGX_CONF_OK;
 }
@@ -699,11 +715,15 @@ ngx_http_humanhours_add_zone(ngx_conf_t *cf, ngx_str_t *name, size_t size)
 static char *
 ngx_http_humanhours_track(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_humanhours_loc_conf_t *hlcf = conf;
+
     ngx_http_core_loc_conf_t         *clcf;
     ngx_http_humanhours_main_conf_t  *hmcf;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_humanhours_track_handler;
+
+    hlcf->api = 1;
 
     hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_humanhours_module);
     hmcf->enabled = 1;

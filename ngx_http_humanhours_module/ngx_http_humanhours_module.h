@@ -102,6 +102,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                       require_https;
     size_t                           max_body_size;
+    ngx_uint_t                       api;         /* humanhours_track here */
 } ngx_http_humanhours_loc_conf_t;
 
 
@@ -133,6 +134,7 @@ typedef struct {
     unsigned                         test:1;
     unsigned                         revoked:1;
     unsigned                         evaluated:1;  /* sent EVAL, not EVALSHA */
+    unsigned                         json_error:1; /* replaces nginx's page */
 
     ngx_str_t                        body;
     hh_event_t                       event;
@@ -150,6 +152,8 @@ typedef struct {
     /* NUL-terminated copies of the script's reply */
     u_char                          *resolved_source;
     u_char                          *resolved_currency;
+
+    ngx_buf_t                       *error_page;    /* JSON in place */
 
     ngx_http_humanhours_op_t        *op;
     ngx_event_t                      deadline;
@@ -171,6 +175,7 @@ ngx_int_t ngx_http_humanhours_send_error(ngx_http_request_t *r,
 void ngx_http_humanhours_finalize_event(ngx_http_request_t *r);
 void ngx_http_humanhours_finalize_replay(ngx_http_request_t *r);
 u_char *ngx_http_humanhours_escape_json(u_char *p, u_char *src, size_t len);
+ngx_int_t ngx_http_humanhours_init_filters(ngx_conf_t *cf);
 
 /* ngx_http_humanhours_auth.c */
 void ngx_http_humanhours_authenticate(ngx_http_request_t *r);

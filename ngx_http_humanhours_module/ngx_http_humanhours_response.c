@@ -1,6 +1,7 @@
 /*
  * Responses of the API locations: the JSON error shape of API.md for every
- * refusal, and the 201 with the computed event.
+ * refusal, the 201 with the computed event, and filters that turn the HTML
+ * error pages nginx itself sends in those locations into the JSON shape.
  */
 
 #include "ngx_http_humanhours_module.h"
@@ -14,6 +15,11 @@ typedef struct {
 
 static ngx_int_t ngx_http_humanhours_send_event(ngx_http_request_t *r,
     ngx_uint_t status);
+static ngx_int_t ngx_http_humanhours_header_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_http_humanhours_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_http_humanhours_err_e ngx_http_humanhours_status_code(
+    ngx_uint_t status, ngx_str_t *name, const char **message);
 static ngx_int_t ngx_http_humanhours_send_json(ngx_http_request_t *r,
     ngx_uint_t status, ngx_buf_t *b);
 static ngx_int_t ngx_http_humanhours_until_next_month(ngx_http_request_t *r,
@@ -345,4 +351,223 @@ ngx_http_humanhours_escape_json(u_char *p, u_char *src, size_t len)
     }
 
     return p;
+}
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+ngx_int_t
+ngx_http_humanhours_init_filters(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_http_humanhours_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_http_humanhours_body_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * nginx answers some errors itself with an HTML page: a body over
+ * client_max_body_size, a broken chunked body, a timeout, an access rule.
+ * In an API location the page is replaced by the JSON error shape; what
+ * the module sends is JSON already and passes unchanged.
+ */
+
+static ngx_int_t
+ngx_http_humanhours_header_filter(ngx_http_request_t *r)
+{
+    size_t                           len;
+    ngx_str_t                        name;
+    ngx_buf_t                       *b;
+    const char                      *message;
+    ngx_http_humanhours_err_e        code;
+    ngx_http_humanhours_ctx_t       *ctx;
+    ngx_http_humanhours_loc_conf_t  *hlcf;
+
+    static ngx_str_t  json = ngx_string("application/json");
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_humanhours_module);
+
+    if (!hlcf->api || r != r->main || r->headers_out.status < 400
+        || (r->headers_out.content_type.len >= json.len
+            && ngx_strncmp(r->headers_out.content_type.data, json.data,
+                           json.len) == 0))
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_humanhours_ctx_t));
+        if (ctx == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_humanhours_module);
+    }
+
+    code = ngx_http_humanhours_status_code(r->headers_out.status, &name,
+                                           &message);
+
+    if (code != NGX_HH_ERR_COUNT) {
+        name = ngx_http_humanhours_errors[code].code;
+        ngx_http_humanhours_stat_rejected(code);
+    }
+
+    len = sizeof("{\"error\":{\"code\":\"\",\"message\":\"\"}}") - 1
+          + name.len + ngx_strlen(message);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last,
+                          "{\"error\":{\"code\":\"%V\",\"message\":\"%s\"}}",
+                          &name, message);
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    ctx->json_error = 1;
+    ctx->error_page = b;
+
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.charset.len = 0;
+
+    return ngx_http_next_header_filter(r);
+}
+
+
+static ngx_int_t
+ngx_http_humanhours_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t                  *b;
+    ngx_chain_t                 out, *cl;
+    ngx_http_humanhours_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
+
+    if (ctx == NULL || !ctx->json_error) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    /* the HTML page is dropped; the JSON error goes out once */
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    b = ctx->error_page;
+
+    if (b == NULL) {
+        return NGX_OK;
+    }
+
+    ctx->error_page = NULL;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
+}
+
+
+/*
+ * Returns the API error code for a status that nginx answered by itself,
+ * or NGX_HH_ERR_COUNT with a code of its own in name for statuses that the
+ * API has no code for. The messages contain no quote or backslash.
+ */
+
+static ngx_http_humanhours_err_e
+ngx_http_humanhours_status_code(ngx_uint_t status, ngx_str_t *name,
+    const char **message)
+{
+    switch (status) {
+
+    case NGX_HTTP_NOT_ALLOWED:
+        *message = "This method is not allowed here.";
+        return NGX_HH_ERR_METHOD_NOT_ALLOWED;
+
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        *message = "The request body is larger than this server accepts.";
+        return NGX_HH_ERR_PAYLOAD_TOO_LARGE;
+
+    case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
+        *message = "The request body must be JSON.";
+        return NGX_HH_ERR_UNSUPPORTED_MEDIA_TYPE;
+
+    case 429:
+        *message = "Too many requests; retry later.";
+        return NGX_HH_ERR_RATE_LIMITED;
+
+    case NGX_HTTP_BAD_GATEWAY:
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+    case NGX_HTTP_GATEWAY_TIME_OUT:
+        *message = "The service is unavailable; retry later.";
+        return NGX_HH_ERR_UNAVAILABLE;
+
+    case NGX_HTTP_BAD_REQUEST:
+        ngx_str_set(name, "bad_request");
+        *message = "The HTTP request is malformed, for example its chunked "
+                   "body encoding.";
+        break;
+
+    case NGX_HTTP_FORBIDDEN:
+        ngx_str_set(name, "forbidden");
+        *message = "Access to this address is denied.";
+        break;
+
+    case NGX_HTTP_NOT_FOUND:
+        ngx_str_set(name, "not_found");
+        *message = "Nothing is served at this address.";
+        break;
+
+    case NGX_HTTP_REQUEST_TIME_OUT:
+        ngx_str_set(name, "request_timeout");
+        *message = "The request was not received in time.";
+        break;
+
+    case NGX_HTTP_LENGTH_REQUIRED:
+        ngx_str_set(name, "length_required");
+        *message = "The request needs a Content-Length or a chunked body.";
+        break;
+
+    case NGX_HTTP_REQUEST_URI_TOO_LARGE:
+        ngx_str_set(name, "uri_too_long");
+        *message = "The request URI is too long.";
+        break;
+
+    case NGX_HTTP_REQUEST_HEADER_TOO_LARGE:
+        ngx_str_set(name, "headers_too_large");
+        *message = "The request headers are too large.";
+        break;
+
+    default:
+        if (status >= 500) {
+            *message = "The server failed to answer the request.";
+            return NGX_HH_ERR_INTERNAL;
+        }
+
+        ngx_str_set(name, "bad_request");
+        *message = "The request cannot be served.";
+        break;
+    }
+
+    return NGX_HH_ERR_COUNT;
 }
