@@ -95,7 +95,7 @@ ngx_http_humanhours_authenticate(ngx_http_request_t *r)
             return;
         }
 
-        ngx_http_humanhours_process_body(r);
+        ngx_http_humanhours_authenticated(r);
         return;
 
     case NGX_ABORT:
@@ -300,11 +300,29 @@ ngx_http_humanhours_verify_done(ngx_event_t *ev)
             ngx_http_humanhours_reject_key(r, NGX_HH_ERR_KEY_REVOKED);
 
         } else {
-            ngx_http_humanhours_process_body(r);
+            ngx_http_humanhours_authenticated(r);
         }
     }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/* Goes on with the request that the key was checked for. */
+
+void
+ngx_http_humanhours_authenticated(ngx_http_request_t *r)
+{
+    ngx_http_humanhours_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_humanhours_module);
+
+    if (hlcf->read) {
+        ngx_http_humanhours_read(r);
+        return;
+    }
+
+    ngx_http_humanhours_process_body(r);
 }
 
 

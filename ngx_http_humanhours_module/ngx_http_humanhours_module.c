@@ -27,6 +27,8 @@ static char *ngx_http_humanhours_track(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_humanhours_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_humanhours_read_endpoint(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_humanhours_init_process(ngx_cycle_t *cycle);
 static void ngx_http_humanhours_exit_process(ngx_cycle_t *cycle);
 
@@ -77,6 +79,27 @@ static ngx_command_t  ngx_http_humanhours_commands[] = {
       ngx_http_humanhours_track,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("humanhours_agents"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_humanhours_read_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HH_SCRIPT_AGENTS,
+      NULL },
+
+    { ngx_string("humanhours_task_types"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_humanhours_read_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HH_SCRIPT_TASK_TYPES,
+      NULL },
+
+    { ngx_string("humanhours_usage"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_humanhours_read_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      NGX_HH_SCRIPT_USAGE,
       NULL },
 
     { ngx_string("humanhours_metrics"),
@@ -720,10 +743,42 @@ ngx_http_humanhours_track(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_core_loc_conf_t         *clcf;
     ngx_http_humanhours_main_conf_t  *hmcf;
 
+    if (hlcf->api) {
+        return "is duplicate";
+    }
+
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_humanhours_track_handler;
 
     hlcf->api = 1;
+
+    hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_humanhours_module);
+    hmcf->enabled = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+/* humanhours_agents, humanhours_task_types, humanhours_usage */
+
+static char *
+ngx_http_humanhours_read_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_humanhours_loc_conf_t *hlcf = conf;
+
+    ngx_http_core_loc_conf_t         *clcf;
+    ngx_http_humanhours_main_conf_t  *hmcf;
+
+    if (hlcf->api) {
+        return "is duplicate";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_humanhours_read_handler;
+
+    hlcf->api = 1;
+    hlcf->read = cmd->offset;
 
     hmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_humanhours_module);
     hmcf->enabled = 1;

@@ -102,7 +102,8 @@ typedef struct {
 typedef struct {
     ngx_flag_t                       require_https;
     size_t                           max_body_size;
-    ngx_uint_t                       api;         /* humanhours_track here */
+    ngx_uint_t                       api;         /* an API location */
+    ngx_uint_t                       read;        /* NGX_HH_SCRIPT_* or 0 */
 } ngx_http_humanhours_loc_conf_t;
 
 
@@ -179,6 +180,7 @@ ngx_int_t ngx_http_humanhours_init_filters(ngx_conf_t *cf);
 
 /* ngx_http_humanhours_auth.c */
 void ngx_http_humanhours_authenticate(ngx_http_request_t *r);
+void ngx_http_humanhours_authenticated(ngx_http_request_t *r);
 ngx_int_t ngx_http_humanhours_parse_authorization(ngx_http_request_t *r,
     ngx_http_humanhours_ctx_t *ctx, ngx_http_humanhours_err_e *code);
 
@@ -208,10 +210,30 @@ ngx_int_t ngx_http_humanhours_redis_command(ngx_http_request_t *r,
     const size_t *argvlen);
 
 /* ngx_http_humanhours_script.c */
-extern const char  ngx_http_humanhours_script[];
-extern u_char      ngx_http_humanhours_script_sha1[41];
+typedef enum {
+    NGX_HH_SCRIPT_TRACK = 0,
+    NGX_HH_SCRIPT_AGENTS,
+    NGX_HH_SCRIPT_TASK_TYPES,
+    NGX_HH_SCRIPT_USAGE,
+    NGX_HH_SCRIPT_COUNT
+} ngx_http_humanhours_script_e;
+
+typedef struct {
+    const char                      *text;
+    u_char                           sha1[41];
+} ngx_http_humanhours_lua_t;
+
+extern ngx_http_humanhours_lua_t  ngx_http_humanhours_scripts[];
+extern const char  ngx_http_humanhours_track_script[];
 void ngx_http_humanhours_script_init(void);
 void ngx_http_humanhours_queue_event(ngx_http_request_t *r);
+
+/* ngx_http_humanhours_read.c */
+extern const char  ngx_http_humanhours_agents_script[];
+extern const char  ngx_http_humanhours_task_types_script[];
+extern const char  ngx_http_humanhours_usage_script[];
+ngx_int_t ngx_http_humanhours_read_handler(ngx_http_request_t *r);
+void ngx_http_humanhours_read(ngx_http_request_t *r);
 
 /* ngx_http_humanhours_metrics.c */
 void ngx_http_humanhours_stat_add(ngx_http_humanhours_stat_e stat,

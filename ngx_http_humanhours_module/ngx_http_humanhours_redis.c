@@ -37,6 +37,7 @@ static void ngx_http_humanhours_redis_cleanup(void *privdata);
 /* one connection per worker process */
 static redisAsyncContext  *ngx_http_humanhours_redis_ctx;
 static ngx_uint_t          ngx_http_humanhours_redis_ready;
+static ngx_uint_t          ngx_http_humanhours_redis_loaded;
 static ngx_uint_t          ngx_http_humanhours_redis_exiting;
 static ngx_msec_t          ngx_http_humanhours_redis_backoff;
 static ngx_event_t         ngx_http_humanhours_redis_timer;
@@ -272,6 +273,7 @@ ngx_http_humanhours_redis_schedule(ngx_log_t *log)
 static void
 ngx_http_humanhours_redis_connected(const redisAsyncContext *ac, int status)
 {
+    ngx_uint_t   i;
     ngx_log_t   *log;
     const char  *argv[3];
     size_t       argvlen[3];
@@ -292,18 +294,23 @@ ngx_http_humanhours_redis_connected(const redisAsyncContext *ac, int status)
 
     ngx_http_humanhours_redis_backoff = NGX_HH_RECONNECT_MIN;
 
-    /* the script is loaded before any request can use the connection */
+    /* the scripts are loaded before any request can use the connection */
 
-    argv[0] = "SCRIPT";
-    argvlen[0] = sizeof("SCRIPT") - 1;
-    argv[1] = "LOAD";
-    argvlen[1] = sizeof("LOAD") - 1;
-    argv[2] = ngx_http_humanhours_script;
-    argvlen[2] = ngx_strlen(ngx_http_humanhours_script);
+    ngx_http_humanhours_redis_loaded = 0;
 
-    (void) redisAsyncCommandArgv((redisAsyncContext *) ac,
-                                 ngx_http_humanhours_redis_script_loaded,
-                                 NULL, 3, argv, argvlen);
+    for (i = 0; i < NGX_HH_SCRIPT_COUNT; i++) {
+        argv[0] = "SCRIPT";
+        argvlen[0] = sizeof("SCRIPT") - 1;
+        argv[1] = "LOAD";
+        argvlen[1] = sizeof("LOAD") - 1;
+        argv[2] = ngx_http_humanhours_scripts[i].text;
+        argvlen[2] = ngx_strlen(argv[2]);
+
+        (void) redisAsyncCommandArgv((redisAsyncContext *) ac,
+                                     ngx_http_humanhours_redis_script_loaded,
+                                     &ngx_http_humanhours_scripts[i],
+                                     3, argv, argvlen);
+    }
 }
 
 
@@ -311,7 +318,8 @@ static void
 ngx_http_humanhours_redis_script_loaded(redisAsyncContext *ac, void *data,
     void *privdata)
 {
-    redisReply  *reply = data;
+    redisReply                 *reply = data;
+    ngx_http_humanhours_lua_t  *lua = privdata;
 
     ngx_log_t  *log;
 
@@ -322,16 +330,18 @@ ngx_http_humanhours_redis_script_loaded(redisAsyncContext *ac, void *data,
     }
 
     if (reply->type != REDIS_REPLY_STRING
-        || ngx_strcmp(reply->str, ngx_http_humanhours_script_sha1) != 0)
+        || ngx_strcmp(reply->str, lua->sha1) != 0)
     {
         ngx_log_error(NGX_LOG_ALERT, log, 0,
-                      "humanhours: loading the track script into Redis "
-                      "failed: %s", reply->type == REDIS_REPLY_ERROR
-                                    ? reply->str : "unexpected reply");
+                      "humanhours: loading a script into Redis failed: %s",
+                      reply->type == REDIS_REPLY_ERROR
+                      ? reply->str : "unexpected reply");
         return;
     }
 
-    ngx_http_humanhours_redis_ready = 1;
+    if (++ngx_http_humanhours_redis_loaded == NGX_HH_SCRIPT_COUNT) {
+        ngx_http_humanhours_redis_ready = 1;
+    }
 }
 
 

@@ -59,10 +59,12 @@ ngx_http_humanhours_send_error(ngx_http_request_t *r,
     u_char                       *p;
     ngx_buf_t                    *b;
     ngx_table_elt_t              *h;
-    ngx_http_humanhours_ctx_t    *ctx;
-    ngx_http_humanhours_error_t  *err;
+    ngx_http_humanhours_ctx_t       *ctx;
+    ngx_http_humanhours_error_t     *err;
+    ngx_http_humanhours_loc_conf_t  *hlcf;
 
     err = &ngx_http_humanhours_errors[code];
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_humanhours_module);
 
     ngx_http_humanhours_stat_rejected(code);
 
@@ -121,7 +123,7 @@ ngx_http_humanhours_send_error(ngx_http_request_t *r,
     *p++ = '}';
     b->last = p;
 
-    if (code == NGX_HH_ERR_METHOD_NOT_ALLOWED) {
+    if (code == NGX_HH_ERR_METHOD_NOT_ALLOWED && hlcf->read == 0) {
         h = ngx_list_push(&r->headers_out.headers);
         if (h == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -289,8 +291,20 @@ static ngx_int_t
 ngx_http_humanhours_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_buf_t *b)
 {
-    ngx_int_t    rc;
-    ngx_chain_t  out;
+    ngx_int_t         rc;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    /* answers of the API describe one moment and one key: never cache them */
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
 
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;

@@ -42,7 +42,7 @@ static void ngx_http_humanhours_replay(ngx_http_request_t *r,
  * which the module renders the original response again.
  */
 
-const char  ngx_http_humanhours_script[] =
+const char  ngx_http_humanhours_track_script[] =
     "local t = redis.call('TIME')\n"
     "if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "   > tonumber(ARGV[2]) then\n"
@@ -127,22 +127,33 @@ const char  ngx_http_humanhours_script[] =
     "        org[1], id}\n";
 
 
-u_char  ngx_http_humanhours_script_sha1[41];
+/* Indexed by ngx_http_humanhours_script_e; loaded on every connect. */
+ngx_http_humanhours_lua_t  ngx_http_humanhours_scripts[] = {
+    { ngx_http_humanhours_track_script, "" },
+    { ngx_http_humanhours_agents_script, "" },
+    { ngx_http_humanhours_task_types_script, "" },
+    { ngx_http_humanhours_usage_script, "" }
+};
 
 
 void
 ngx_http_humanhours_script_init(void)
 {
-    u_char     digest[20];
-    ngx_sha1_t  sha1;
+    u_char                      digest[20];
+    ngx_uint_t                  i;
+    ngx_sha1_t                  sha1;
+    ngx_http_humanhours_lua_t  *lua;
 
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, ngx_http_humanhours_script,
-                    sizeof(ngx_http_humanhours_script) - 1);
-    ngx_sha1_final(digest, &sha1);
+    for (i = 0; i < NGX_HH_SCRIPT_COUNT; i++) {
+        lua = &ngx_http_humanhours_scripts[i];
 
-    ngx_hex_dump(ngx_http_humanhours_script_sha1, digest, 20);
-    ngx_http_humanhours_script_sha1[40] = '\0';
+        ngx_sha1_init(&sha1);
+        ngx_sha1_update(&sha1, lua->text, ngx_strlen(lua->text));
+        ngx_sha1_final(digest, &sha1);
+
+        ngx_hex_dump(lua->sha1, digest, 20);
+        lua->sha1[40] = '\0';
+    }
 }
 
 
@@ -214,8 +225,8 @@ ngx_http_humanhours_script_send(ngx_http_request_t *r, ngx_uint_t eval)
 
     n = 0;
     argv[n++] = eval ? "EVAL" : "EVALSHA";
-    argv[n++] = eval ? ngx_http_humanhours_script
-                     : (char *) ngx_http_humanhours_script_sha1;
+    argv[n++] = eval ? ngx_http_humanhours_track_script
+                     : (char *) ngx_http_humanhours_scripts[0].sha1;
     argv[n++] = "10";
 
     for (i = 0; i < NGX_HH_SCRIPT_KEYS; i++) {

@@ -768,12 +768,28 @@ EOF
             if defined $cfg->{require_https};
         $track .= _indent($cfg->{location_config}, 12);
 
+        my $https = defined $cfg->{require_https}
+            ? ' ' x 12 . "humanhours_require_https $cfg->{require_https};\n"
+            : '';
+
         $api_locations = <<"EOF";
         location = /v1/track {
 $track        }
 
         location = /api/v1/track {
 $track        }
+
+        location ~ ^(/api)?/v1/agents\$ {
+            humanhours_agents;
+$https        }
+
+        location ~ ^(/api)?/v1/task-types\$ {
+            humanhours_task_types;
+$https        }
+
+        location ~ ^(/api)?/v1/reports/usage\$ {
+            humanhours_usage;
+$https        }
 
         location = /humanhours/metrics {
             humanhours_metrics;
