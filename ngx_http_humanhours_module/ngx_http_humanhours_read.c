@@ -1,6 +1,6 @@
 /*
  * The read endpoints: the organisation's agents, its task types and its
- * usage this month. Each answer is built by one script in Redis from the
+ * usage this month. Each response is built by one script in Redis from the
  * state that the writer and the track script keep there, so a read costs
  * one Redis round trip and never touches Postgres.
  */
@@ -236,7 +236,7 @@ ngx_http_humanhours_read_handler(ngx_http_request_t *r)
         return rc;
     }
 
-    /* the answer may come later, from Redis or the thread pool */
+    /* the response may come later, from Redis or the thread pool */
     r->main->count++;
 
     ngx_http_humanhours_authenticate(r);
@@ -253,7 +253,7 @@ ngx_http_humanhours_read(ngx_http_request_t *r)
     rc = ngx_http_humanhours_read_send(r, 0);
 
     if (rc == NGX_DONE) {
-        /* a bad query argument was answered already */
+        /* the response to a bad query argument was sent already */
         return;
     }
 
@@ -365,7 +365,7 @@ ngx_http_humanhours_read_send(ngx_http_request_t *r, ngx_uint_t eval)
 
 /*
  * Parses ?limit=N&cursor=HEX&category=NAME into NUL-terminated strings.
- * Answers a 422 itself and returns NGX_DONE for a bad value.
+ * For a bad value it sends a 422 itself and returns NGX_DONE.
  */
 
 static ngx_int_t

@@ -1,8 +1,8 @@
 /*
  * The Redis client of each worker: one persistent hiredis async connection
- * bound to nginx's event loop, reconnected by a timer after a failure, and
- * a deadline on every command so that a slow or absent Redis turns into a
- * 503 instead of a hanging request.
+ * bound to nginx's event loop and reconnected by a timer after a failure.
+ * Every command has a deadline, so a slow or absent Redis turns into a 503
+ * instead of a hanging request.
  */
 
 #include "ngx_http_humanhours_module.h"

@@ -295,7 +295,7 @@ ngx_http_humanhours_send_json(ngx_http_request_t *r, ngx_uint_t status,
     ngx_chain_t       out;
     ngx_table_elt_t  *h;
 
-    /* answers of the API describe one moment and one key: never cache them */
+    /* API responses describe one moment and one key, so none is cached */
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -386,7 +386,7 @@ ngx_http_humanhours_init_filters(ngx_conf_t *cf)
 
 
 /*
- * nginx answers some errors itself with an HTML page: a body over
+ * nginx sends an HTML page for some errors itself: a body over
  * client_max_body_size, a broken chunked body, a timeout, an access rule.
  * In an API location the page is replaced by the JSON error shape; what
  * the module sends is JSON already and passes unchanged.
@@ -480,7 +480,7 @@ ngx_http_humanhours_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         return ngx_http_next_body_filter(r, in);
     }
 
-    /* the HTML page is dropped; the JSON error goes out once */
+    /* the HTML page is dropped, and the JSON error is sent once */
 
     for (cl = in; cl; cl = cl->next) {
         cl->buf->pos = cl->buf->last;
@@ -503,7 +503,7 @@ ngx_http_humanhours_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 
 
 /*
- * Returns the API error code for a status that nginx answered by itself,
+ * Returns the API error code for a status that nginx set by itself,
  * or NGX_HH_ERR_COUNT with a code of its own in name for statuses that the
  * API has no code for. The messages contain no quote or backslash.
  */
@@ -574,7 +574,7 @@ ngx_http_humanhours_status_code(ngx_uint_t status, ngx_str_t *name,
 
     default:
         if (status >= 500) {
-            *message = "The server failed to answer the request.";
+            *message = "The server failed to process the request.";
             return NGX_HH_ERR_INTERNAL;
         }
 
