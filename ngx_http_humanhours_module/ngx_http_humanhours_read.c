@@ -23,9 +23,20 @@ static ngx_int_t ngx_http_humanhours_read_args(ngx_http_request_t *r,
 
 
 /*
- * KEYS: hh:org:<org> hh:org:<org>:agents and the day hashes
+ * Every read script starts with the key check of the track script, so a
+ * revoked key is refused on the next read even while the cache holds it.
+ * KEYS[1] is hh:key:<prefix> and ARGV[1] the key id.
+ */
+#define NGX_HH_READ_KEY_CHECK                                                 \
+    "local key = redis.call('HMGET', KEYS[1], 'id', 'revoked')\n"            \
+    "if key[1] ~= ARGV[1] then return {'err', 'invalid_api_key'} end\n"      \
+    "if key[2] == '1' then return {'err', 'key_revoked'} end\n"
+
+
+/*
+ * KEYS: hh:key:<prefix> hh:org:<org> hh:org:<org>:agents and the day hashes
  *       hh:org:<org>:day:<YYYY-MM-DD> of the last 30 days, today first
- * ARGV: limit, cursor ("" for the first page)
+ * ARGV: key id, limit, cursor ("" for the first page)
  *
  * Agents are sorted by hours saved over the 30 days, then by agent id; an
  * agent whose events are all older is listed with zeros. The cursor is the
@@ -33,8 +44,9 @@ static ngx_int_t ngx_http_humanhours_read_args(ngx_http_request_t *r,
  */
 
 const char  ngx_http_humanhours_agents_script[] =
-    "local currency = redis.call('HGET', KEYS[1], 'currency') or 'EUR'\n"
-    "local first = redis.call('HGETALL', KEYS[2])\n"
+    NGX_HH_READ_KEY_CHECK
+    "local currency = redis.call('HGET', KEYS[2], 'currency') or 'EUR'\n"
+    "local first = redis.call('HGETALL', KEYS[3])\n"
     "local agents, list = {}, {}\n"
     "for i = 1, #first, 2 do\n"
     "  local a = {id = first[i], first = first[i + 1], events = 0,\n"
@@ -42,7 +54,7 @@ const char  ngx_http_humanhours_agents_script[] =
     "  agents[first[i]] = a\n"
     "  list[#list + 1] = a\n"
     "end\n"
-    "for k = 3, #KEYS do\n"
+    "for k = 4, #KEYS do\n"
     "  local day = redis.call('HGETALL', KEYS[k])\n"
     "  for i = 1, #day, 2 do\n"
     "    local a = agents[day[i]]\n"
@@ -58,10 +70,10 @@ const char  ngx_http_humanhours_agents_script[] =
     "  if x.hours ~= y.hours then return x.hours > y.hours end\n"
     "  return x.id < y.id\n"
     "end)\n"
-    "local limit = tonumber(ARGV[1])\n"
+    "local limit = tonumber(ARGV[2])\n"
     "local start = 1\n"
-    "if ARGV[2] ~= '' then\n"
-    "  local text = string.gsub(ARGV[2], '..', function(h)\n"
+    "if ARGV[3] ~= '' then\n"
+    "  local text = string.gsub(ARGV[3], '..', function(h)\n"
     "    return string.char(tonumber(h, 16)) end)\n"
     "  local hours, id = string.match(text, '^(%S+) (.*)$')\n"
     "  hours = tonumber(hours)\n"
@@ -96,17 +108,18 @@ const char  ngx_http_humanhours_agents_script[] =
 
 
 /*
- * KEYS: hh:tasktypes hh:tasktypes:meta hh:org:<org>:tasktypes
+ * KEYS: hh:key:<prefix> hh:tasktypes hh:tasktypes:meta hh:org:<org>:tasktypes
  *       hh:org:<org>:tasktypes:meta
- * ARGV: category or ""
+ * ARGV: key id, category or ""
  *
  * The meta hashes map a task type key to "<category>\t<display name>".
  */
 
 const char  ngx_http_humanhours_task_types_script[] =
-    "local builtin = redis.call('HGETALL', KEYS[1])\n"
+    NGX_HH_READ_KEY_CHECK
+    "local builtin = redis.call('HGETALL', KEYS[2])\n"
     "local own = {}\n"
-    "local pairs_ = redis.call('HGETALL', KEYS[3])\n"
+    "local pairs_ = redis.call('HGETALL', KEYS[4])\n"
     "for i = 1, #pairs_, 2 do own[pairs_[i]] = pairs_[i + 1] end\n"
     "local list = {}\n"
     "local function meta(hash, key)\n"
@@ -116,7 +129,7 @@ const char  ngx_http_humanhours_task_types_script[] =
     "end\n"
     "for i = 1, #builtin, 2 do\n"
     "  local key, minutes = builtin[i], builtin[i + 1]\n"
-    "  local category, name = meta(KEYS[2], key)\n"
+    "  local category, name = meta(KEYS[3], key)\n"
     "  local t = {key = key, name = name, category = category,\n"
     "             baseline_minutes = tonumber(minutes), kind = 'builtin'}\n"
     "  local o = own[key]\n"
@@ -129,8 +142,8 @@ const char  ngx_http_humanhours_task_types_script[] =
     "end\n"
     "for key, o in pairs(own) do\n"
     "  if string.sub(o, 1, 7) == 'custom:'\n"
-    "     and redis.call('HEXISTS', KEYS[1], key) == 0 then\n"
-    "    local category, name = meta(KEYS[4], key)\n"
+    "     and redis.call('HEXISTS', KEYS[2], key) == 0 then\n"
+    "    local category, name = meta(KEYS[5], key)\n"
     "    list[#list + 1] = {key = key, name = name, category = category,\n"
     "      baseline_minutes = tonumber(string.sub(o, 8)), kind = 'custom'}\n"
     "  end\n"
@@ -141,7 +154,7 @@ const char  ngx_http_humanhours_task_types_script[] =
     "end)\n"
     "local items = {}\n"
     "for _, t in ipairs(list) do\n"
-    "  if ARGV[1] == '' or t.category == ARGV[1] then\n"
+    "  if ARGV[2] == '' or t.category == ARGV[2] then\n"
     "    items[#items + 1] = cjson.encode(t)\n"
     "  end\n"
     "end\n"
@@ -149,24 +162,25 @@ const char  ngx_http_humanhours_task_types_script[] =
 
 
 /*
- * KEYS: hh:org:<org> hh:usage:<org>:<YYYY-MM>
- * ARGV: the month as YYYY-MM
+ * KEYS: hh:key:<prefix> hh:org:<org> hh:usage:<org>:<YYYY-MM>
+ * ARGV: key id, the month as YYYY-MM
  *
  * The defaults are the plan defaults of the track script.
  */
 
 const char  ngx_http_humanhours_usage_script[] =
-    "local org = redis.call('HMGET', KEYS[1], 'plan', 'currency',\n"
+    NGX_HH_READ_KEY_CHECK
+    "local org = redis.call('HMGET', KEYS[2], 'plan', 'currency',\n"
     "  'rate_limit', 'monthly_events', 'hard_cap')\n"
     "if not org[1] then return {'err', 'unknown_organisation'} end\n"
-    "local usage = redis.call('HMGET', KEYS[2], 'events', 'test_events')\n"
+    "local usage = redis.call('HMGET', KEYS[3], 'events', 'test_events')\n"
     "local limit = tonumber(org[3]) or\n"
     "  ({free = 10, pro = 200, agency = 500})[org[1]] or 1000\n"
     "local included = tonumber(org[4]) or\n"
     "  ({free = 500, pro = 10000, agency = 25000})[org[1]]\n"
     "local hard = org[5] == '1' or (org[5] == false and org[1] == 'free')\n"
     "local u = {plan = org[1], currency = org[2] or 'EUR',\n"
-    "  period = ARGV[1], events_this_month = tonumber(usage[1] or '0'),\n"
+    "  period = ARGV[2], events_this_month = tonumber(usage[1] or '0'),\n"
     "  test_events_this_month = tonumber(usage[2] or '0'),\n"
     "  rate_limit_per_second = limit, overage_allowed = not hard}\n"
     "local text = cjson.encode(u)\n"
@@ -275,11 +289,11 @@ ngx_http_humanhours_read_send(ngx_http_request_t *r, ngx_uint_t eval)
     ngx_http_humanhours_lua_t       *lua;
     ngx_http_humanhours_loc_conf_t  *hlcf;
 
-    u_char       keys[2 + NGX_HH_AGENT_DAYS][64];
+    u_char       keys[3 + NGX_HH_AGENT_DAYS][64];
     u_char       month[sizeof("YYYY-MM")];
     u_char       numkeys[NGX_INT_T_LEN + 1];
-    const char  *argv[4 + 2 + NGX_HH_AGENT_DAYS + 2];
-    size_t       argvlen[4 + 2 + NGX_HH_AGENT_DAYS + 2];
+    const char  *argv[3 + 3 + NGX_HH_AGENT_DAYS + 3];
+    size_t       argvlen[3 + 3 + NGX_HH_AGENT_DAYS + 3];
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_humanhours_module);
@@ -287,6 +301,10 @@ ngx_http_humanhours_read_send(ngx_http_request_t *r, ngx_uint_t eval)
     lua = &ngx_http_humanhours_scripts[hlcf->read];
     nkeys = 0;
     n = 3;
+
+    ngx_sprintf(ctx->key_id_text, "%L%Z", ctx->key_id);
+    ngx_sprintf(keys[nkeys++], "hh:key:%*s%Z", (size_t) HH_KEY_PREFIX_LEN,
+                ctx->parts.prefix);
 
     switch (hlcf->read) {
 
@@ -310,6 +328,7 @@ ngx_http_humanhours_read_send(ngx_http_request_t *r, ngx_uint_t eval)
             argv[n++] = (char *) keys[i];
         }
 
+        argv[n++] = (char *) ctx->key_id_text;
         argv[n++] = (char *) limit.data;
         argv[n++] = (char *) cursor.data;
         break;
@@ -330,6 +349,7 @@ ngx_http_humanhours_read_send(ngx_http_request_t *r, ngx_uint_t eval)
             argv[n++] = (char *) keys[i];
         }
 
+        argv[n++] = (char *) ctx->key_id_text;
         argv[n++] = (char *) category.data;
         break;
 
@@ -341,8 +361,11 @@ ngx_http_humanhours_read_send(ngx_http_request_t *r, ngx_uint_t eval)
                     tm.ngx_tm_year, tm.ngx_tm_mon);
         ngx_sprintf(month, "%4d-%02d%Z", tm.ngx_tm_year, tm.ngx_tm_mon);
 
-        argv[n++] = (char *) keys[0];
-        argv[n++] = (char *) keys[1];
+        for (i = 0; i < nkeys; i++) {
+            argv[n++] = (char *) keys[i];
+        }
+
+        argv[n++] = (char *) ctx->key_id_text;
         argv[n++] = (char *) month;
         break;
     }
@@ -491,6 +514,27 @@ ngx_http_humanhours_read_reply(ngx_http_request_t *r, redisReply *reply)
         || reply->element[1]->type != REDIS_REPLY_STRING
         || ngx_strcmp(reply->element[0]->str, "ok") != 0)
     {
+        if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
+            && reply->elements == 2
+            && reply->element[1]->type == REDIS_REPLY_STRING
+            && ngx_strcmp(reply->element[1]->str, "key_revoked") == 0)
+        {
+            ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_KEY_REVOKED,
+                "The API key was revoked.",
+                "Create a new key and replace the revoked one.", NULL);
+            return;
+        }
+
+        if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
+            && reply->elements == 2
+            && reply->element[1]->type == REDIS_REPLY_STRING
+            && ngx_strcmp(reply->element[1]->str, "invalid_api_key") == 0)
+        {
+            ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_INVALID_API_KEY,
+                "The API key is invalid.", NULL, NULL);
+            return;
+        }
+
         if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
             && reply->elements == 2
             && reply->element[1]->type == REDIS_REPLY_STRING
