@@ -556,15 +556,40 @@ hh_out_number(hh_out_t *out, const char *text)
 
 
 /*
+ * Rounds half away from zero (3.125 to 3.13), where printf alone would
+ * round the binary value half to even. A product that lands exactly on a
+ * half may have been rounded there: fma() gives its exact error, so 2.675,
+ * whose binary value is below 2.675, still rounds down. Values too large
+ * for the scaled product to hold a fraction are printed as they are.
+ *
  * NOTE: snprintf() and strtod() follow LC_NUMERIC. The output is JSON only
  * while it is "C", which is the case unless the process calls setlocale().
  */
 static void
 hh_format_fixed(char *buf, size_t size, double value, int decimals)
 {
+    double  scale, scaled, error, rounded;
+
     if (!isfinite(value)) {
         buf[0] = '\0';
         return;
+    }
+
+    scale = (decimals == 3) ? 1000.0 : 100.0;
+    scaled = value * scale;
+
+    if (fabs(scaled) < 4503599627370496.0) {     /* 2^52 */
+        rounded = round(scaled);
+
+        if (fabs(scaled - trunc(scaled)) == 0.5) {
+            error = fma(value, scale, -scaled);
+
+            if ((error < 0 && scaled > 0) || (error > 0 && scaled < 0)) {
+                rounded = trunc(scaled);
+            }
+        }
+
+        value = rounded / scale;
     }
 
     snprintf(buf, size, "%.*f", decimals, value);

@@ -16,6 +16,12 @@
 #define NGX_HH_MAX_METADATA       8192
 #define NGX_HH_MAX_EXCERPT        2000
 #define NGX_HH_MAX_TOKENS         9007199254740991.0   /* 2^53 - 1 */
+
+/*
+ * Durations, costs and baselines stay below 1e15, as the schema requires of
+ * stored amounts, so that no derived value of an accepted event overflows.
+ */
+#define NGX_HH_MAX_AMOUNT         1e15
 #define NGX_HH_PAST_WINDOW_MS     (90LL * 86400 * 1000)
 #define NGX_HH_FUTURE_WINDOW_MS   (86400LL * 1000)
 
@@ -52,6 +58,8 @@ static ngx_int_t ngx_http_humanhours_fail(ngx_http_humanhours_check_t *check,
     ngx_http_humanhours_err_e code, const char *name, const char *message);
 static size_t ngx_http_humanhours_utf8_chars(const char *s, size_t len,
     size_t max, size_t *bytes);
+static void ngx_http_humanhours_decode_name(ngx_http_request_t *r,
+    ngx_str_t *name);
 static ngx_int_t ngx_http_humanhours_find_member(ngx_str_t *body,
     const char *name, ngx_str_t *value);
 static u_char *ngx_http_humanhours_skip_value(u_char *p, u_char *last);
@@ -169,6 +177,10 @@ ngx_http_humanhours_process_body(ngx_http_request_t *r)
     if (gate.status == HH_JSON_UNSTORABLE) {
         check.field.data = (u_char *) gate.field.data;
         check.field.len = gate.field.len;
+
+        if (gate.field.data != NULL) {
+            ngx_http_humanhours_decode_name(r, &check.field);
+        }
 
         ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_VALIDATION_ERROR,
             "The request body contains a value that cannot be stored.",
@@ -307,6 +319,8 @@ ngx_http_humanhours_validate(ngx_http_humanhours_check_t *check)
         return NGX_DECLINED;
     }
 
+    ctx->has_tokens_in = in;
+    ctx->has_tokens_out = out;
     ev->has_tokens = (in && out);
 
     tp = ngx_timeofday();
@@ -404,12 +418,14 @@ ngx_http_humanhours_number(ngx_http_humanhours_check_t *check,
 
     if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble)
         || item->valuedouble < 0
+        || item->valuedouble >= NGX_HH_MAX_AMOUNT
         || (positive && item->valuedouble == 0))
     {
         return ngx_http_humanhours_fail(check, NGX_HH_ERR_VALIDATION_ERROR,
-                   name, positive ? "This field must be a number above 0."
+                   name, positive ? "This field must be a number above 0 "
+                                    "and below 1e15."
                                   : "This field must be a number of 0 "
-                                    "or more.");
+                                    "or more and below 1e15.");
     }
 
     *present = 1;
@@ -727,12 +743,20 @@ ngx_http_humanhours_event_json(ngx_http_request_t *r,
         p = ngx_cpymem(p, "null", 4);
     }
 
-    if (ev->has_tokens) {
-        p = ngx_sprintf(p, ",\"tokens_in\":%uL,\"tokens_out\":%uL",
-                        ev->tokens_in, ev->tokens_out);
+    if (ctx->has_tokens_in) {
+        p = ngx_sprintf(p, ",\"tokens_in\":%uL", ev->tokens_in);
 
     } else {
-        p = ngx_sprintf(p, ",\"tokens_in\":null,\"tokens_out\":null");
+        p = ngx_cpymem(p, ",\"tokens_in\":null",
+                       sizeof(",\"tokens_in\":null") - 1);
+    }
+
+    if (ctx->has_tokens_out) {
+        p = ngx_sprintf(p, ",\"tokens_out\":%uL", ev->tokens_out);
+
+    } else {
+        p = ngx_cpymem(p, ",\"tokens_out\":null",
+                       sizeof(",\"tokens_out\":null") - 1);
     }
 
     p = ngx_sprintf(p, ",\"occurred_at\":\"%s\",\"received_at\":\"%s\","
@@ -756,6 +780,54 @@ ngx_http_humanhours_fail(ngx_http_humanhours_check_t *check,
     check->field.len = ngx_strlen(name);
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * Decodes the escapes of a member name as written in the body, so that the
+ * error names "agent_id" for "agent\u005fid". A name that does not decode
+ * to clean text, such as one with \u0000, is left as written.
+ */
+
+static void
+ngx_http_humanhours_decode_name(ngx_http_request_t *r, ngx_str_t *name)
+{
+    u_char  *quoted, *p;
+    size_t   len;
+    cJSON   *decoded;
+
+    if (ngx_strlchr(name->data, name->data + name->len, '\\') == NULL
+        || ngx_strlcasestrn(name->data, name->data + name->len,
+                            (u_char *) "\\u0000", 6 - 1)
+           != NULL)
+    {
+        /* cJSON would cut the name at an escaped NUL */
+        return;
+    }
+
+    quoted = ngx_pnalloc(r->pool, name->len + 2);
+    if (quoted == NULL) {
+        return;
+    }
+
+    p = quoted;
+    *p++ = '"';
+    p = ngx_cpymem(p, name->data, name->len);
+    *p++ = '"';
+
+    decoded = cJSON_ParseWithLength((char *) quoted, p - quoted);
+
+    if (decoded != NULL && cJSON_IsString(decoded)) {
+        len = ngx_strlen(decoded->valuestring);
+
+        if (len > 0) {
+            ngx_memcpy(quoted, decoded->valuestring, len);
+            name->data = quoted;
+            name->len = len;
+        }
+    }
+
+    cJSON_Delete(decoded);
 }
 
 

@@ -136,6 +136,8 @@ typedef struct {
     unsigned                         revoked:1;
     unsigned                         evaluated:1;  /* sent EVAL, not EVALSHA */
     unsigned                         json_error:1; /* replaces nginx's page */
+    unsigned                         has_tokens_in:1;
+    unsigned                         has_tokens_out:1;
 
     ngx_str_t                        body;
     hh_event_t                       event;
