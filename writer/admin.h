@@ -53,6 +53,66 @@ long long admin_parse_positive(admin_t *admin, const char *text,
 void admin_bad_option(admin_t *admin, const char *command, int result,
     char **argv) __attribute__((noreturn));
 
+/*
+ * Parses a count given to option: a decimal integer from min to INT_MAX,
+ * the bound of the Postgres integer columns. Fails the command otherwise.
+ */
+long admin_parse_count(admin_t *admin, const char *command,
+    const char *option, const char *text, long min);
+
+/*
+ * Returns 1 when the len bytes at text are a plain decimal such as 45 or
+ * 62.50, from 0 (above 0 when positive is set) and below 1e15, the bound
+ * of the schema's domains, which Postgres stores as written. Else 0.
+ */
+int admin_is_decimal(const char *text, size_t len, int positive);
+
+/*
+ * Returns NULL when the len bytes at text are valid UTF-8 of 1 to
+ * max_chars characters with no control characters, which would break the
+ * tab-separated lists, or else what is wrong, as static text.
+ */
+const char *admin_text_problem(const char *text, size_t len,
+    size_t max_chars);
+
+/*
+ * Checks an amount or a number of minutes given as what: a plain decimal
+ * such as 45 or 62.50, from 0 (above 0 when positive is set) and below
+ * 1e15, the bound of the schema's domains. Postgres stores it as written.
+ * Fails the command otherwise.
+ */
+void admin_check_decimal(admin_t *admin, const char *command,
+    const char *what, const char *text, int positive);
+
+/* Checks a text argument given as what with admin_text_problem(). */
+void admin_check_text(admin_t *admin, const char *command, const char *what,
+    const char *text, size_t max_chars);
+
+/* Checks a task type key: lowercase snake_case of 1 to 64 characters. */
+void admin_check_task_type_key(admin_t *admin, const char *command,
+    const char *key);
+
+/*
+ * Runs BEGIN and adds 1 to the organisation's revision, which also locks
+ * its row until COMMIT, so that changes to one organisation are made one
+ * after the other. Connects to Redis first, so that a server that is down
+ * fails the command before it changes anything. Returns 1 when the
+ * organisation's plan includes the Pro features, 0 when not. Fails the
+ * command when the organisation does not exist. admin_fail() closes the
+ * connection, which rolls back an open transaction.
+ */
+int admin_begin_org(admin_t *admin, const char *command, const char *org);
+
+/*
+ * Reads the organisation's Redis records in the open transaction, runs
+ * NOTIFY on the sync channel and COMMIT, then writes the records to Redis,
+ * or fails the command saying what was and was not changed.
+ */
+void admin_commit_org(admin_t *admin, const char *command, const char *org);
+
+/* Runs NOTIFY on the sync channel and COMMIT, or fails the command. */
+void admin_commit(admin_t *admin, const char *command);
+
 /* Prints a text value, or "-" for NULL, followed by end. */
 void admin_print_field(const PGresult *res, int row, int column,
     const char *end);
@@ -61,5 +121,8 @@ void admin_migrate(admin_t *admin, int argc, char **argv);
 void admin_org(admin_t *admin, int argc, char **argv);
 void admin_key(admin_t *admin, int argc, char **argv);
 void admin_events(admin_t *admin, int argc, char **argv);
+void admin_tasktype(admin_t *admin, int argc, char **argv);
+void admin_rate(admin_t *admin, int argc, char **argv);
+void admin_prices(admin_t *admin, int argc, char **argv);
 
 #endif /* ADMIN_H */

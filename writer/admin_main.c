@@ -4,18 +4,23 @@
  */
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "admin.h"
+#include "hh_json.h"
+#include "hhw_mirror.h"
 #include "hhw_pg.h"
 #include "hhw_redis.h"
 
 
 /* Connect and I/O timeout for Redis. */
 #define ADMIN_REDIS_TIMEOUT_MS  10000
+
+#define ADMIN_TASK_TYPE_KEY_MAX  64
 
 
 typedef struct {
@@ -29,6 +34,9 @@ static const admin_command_t  admin_commands[] = {
     { "org", admin_org },
     { "key", admin_key },
     { "events", admin_events },
+    { "tasktype", admin_tasktype },
+    { "rate", admin_rate },
+    { "prices", admin_prices },
     { NULL, NULL }
 };
 
@@ -103,6 +111,16 @@ admin_usage(admin_t *admin, int to_stdout)
 "             [--currency CODE] [--hourly-rate RATE]\n"
 "      create an organisation (defaults: free, EUR, 45 per hour);\n"
 "      prints its id\n"
+"  org set ID [--plan free|pro|agency|enterprise] [--currency CODE]\n"
+"             [--hourly-rate RATE] [--rate-limit N|default]\n"
+"             [--monthly-events N|default]\n"
+"      change an organisation's settings: --rate-limit is events a second\n"
+"      per API key, --monthly-events events a month (UTC), and \"default\"\n"
+"      returns either to the plan's default; prints the settings in force\n"
+"      with the plan's defaults applied. Plan defaults: free 10/s and a\n"
+"      hard cap of 500 events a month; pro 200/s and 10000 included;\n"
+"      agency 500/s and 25000 included; enterprise 1000/s, no monthly\n"
+"      number. Only free refuses events past its monthly number.\n"
 "  org list\n"
 "      print id, name, plan, currency and hourly rate of each organisation\n"
 "  key create --org ID [--test]\n"
@@ -113,12 +131,53 @@ admin_usage(admin_t *admin, int to_stdout)
 "      and revocation time of each API key\n"
 "  key revoke PREFIX\n"
 "      revoke an API key at once; prints its prefix and revocation time\n"
+"  tasktype override --org ID KEY MINUTES\n"
+"      replace the baseline of the built-in task type KEY for one\n"
+"      organisation with MINUTES (pro and higher)\n"
+"  tasktype unoverride --org ID KEY\n"
+"      return the organisation to the built-in baseline of KEY\n"
+"  tasktype create --org ID KEY --name NAME\n"
+"                  --category support|ops|sales|legal|content|research|\n"
+"                             data|dev --minutes MINUTES\n"
+"      define a custom task type with its baseline in minutes (pro and\n"
+"      higher); KEY is lowercase snake_case, at most 64 characters, and\n"
+"      not a built-in key. Creating an archived key again restores it\n"
+"      with the new values.\n"
+"  tasktype archive --org ID KEY\n"
+"      archive a custom task type: the edge answers 422 unknown_task_type\n"
+"      for it from then on, and stored events keep it\n"
+"  tasktype list [--org ID] [--category CATEGORY]\n"
+"      print key, category, name, baseline minutes, source (builtin,\n"
+"      override or custom) and state (active, archived, or inactive when\n"
+"      the plan lacks custom task types) of the built-in task types, and\n"
+"      with --org the baselines that organisation gets and its custom\n"
+"      types\n"
+"  rate set --org ID AGENT_ID RATE\n"
+"      set the hourly rate of one agent id, in the organisation's\n"
+"      currency; it wins over the organisation's hourly rate\n"
+"  rate unset --org ID AGENT_ID\n"
+"      return the agent id to the organisation's hourly rate\n"
+"  rate list --org ID\n"
+"      print agent id and hourly rate of each agent with a rate of its own\n"
+"  prices load FILE\n"
+"      replace the model price book with a CSV file whose header is\n"
+"      model,input_per_million,output_per_million (prices per million\n"
+"      tokens, in the currency of the organisation that uses them), all\n"
+"      rows or none; prints the number of models loaded. Each bad row is\n"
+"      reported with its line number.\n"
+"  prices list\n"
+"      print model and input and output price per million tokens\n"
 "  events list [--org ID] [--limit N]\n"
 "      print the newest stored events, newest first, one JSON object a\n"
 "      line (default limit: 20)\n"
 "\n"
+"Rates and minutes are decimals such as 45 or 62.50, below 1e15.\n"
+"Every change reaches Postgres and the edge's Redis records before the\n"
+"command returns, and notifies the writers on the humanhours_sync\n"
+"channel.\n"
 "Lists are tab-separated with a header line; \"-\" stands for no value.\n"
-"Times are UTC. Errors are one line on stderr and exit status 1.\n"
+"Times are UTC. Errors are one line on stderr (one line per bad row for\n"
+"prices load) and exit status 1.\n"
 "\n"
 "environment:\n");
 
@@ -218,6 +277,250 @@ admin_bad_option(admin_t *admin, const char *command, int result,
 
     admin_fail(admin, "%s: unknown option \"%s\"; run humanhours-admin "
                "--help for the options", command, argv[optind - 1]);
+}
+
+
+long
+admin_parse_count(admin_t *admin, const char *command, const char *option,
+    const char *text, long min)
+{
+    char  *end;
+    long   n;
+
+    n = -1;
+
+    if (text[0] >= '0' && text[0] <= '9' && strlen(text) <= 10) {
+        n = strtol(text, &end, 10);
+
+        if (*end != '\0') {
+            n = -1;
+        }
+    }
+
+    if (n < min || n > INT_MAX) {
+        admin_fail(admin, "%s: %s must be an integer from %ld to %d, not "
+                   "\"%s\"", command, option, min, INT_MAX, text);
+    }
+
+    return n;
+}
+
+
+/*
+ * A value is below 1e15 exactly when it has at most 15 digits before the
+ * point once leading zeros are dropped, so no conversion to double is
+ * needed.
+ */
+int
+admin_is_decimal(const char *text, size_t len, int positive)
+{
+    int     nonzero;
+    size_t  i, whole, significant, fraction;
+
+    whole = 0;
+    significant = 0;
+    fraction = 0;
+    nonzero = 0;
+
+    for (i = 0; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
+        whole++;
+
+        if (text[i] != '0' || significant > 0) {
+            significant++;
+        }
+
+        nonzero |= text[i] != '0';
+    }
+
+    if (i < len && text[i] == '.') {
+        for (i++; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
+            fraction++;
+            nonzero |= text[i] != '0';
+        }
+
+        if (fraction == 0) {
+            return 0;
+        }
+    }
+
+    return whole > 0 && i == len && significant <= 15
+           && (!positive || nonzero);
+}
+
+
+const char *
+admin_text_problem(const char *text, size_t len, size_t max_chars)
+{
+    size_t                n, chars;
+    const unsigned char  *p;
+
+    p = (const unsigned char *) text;
+    chars = 0;
+
+    if (len == 0) {
+        return "must not be empty";
+    }
+
+    while (len > 0) {
+        n = hh_utf8_char_len(p, len);
+
+        if (n == 0) {
+            return "is not valid UTF-8";
+        }
+
+        if (*p < 0x20 || *p == 0x7f) {
+            return "must not contain tabs, line breaks or other control "
+                   "characters";
+        }
+
+        p += n;
+        len -= n;
+        chars++;
+    }
+
+    if (chars > max_chars) {
+        return "is too long";
+    }
+
+    return NULL;
+}
+
+
+void
+admin_check_decimal(admin_t *admin, const char *command, const char *what,
+    const char *text, int positive)
+{
+    if (!admin_is_decimal(text, strlen(text), positive)) {
+        admin_fail(admin, "%s: %s must be a decimal number %s and below "
+                   "1e15 such as 45 or 62.50, not \"%s\"", command, what,
+                   positive ? "above 0" : "from 0", text);
+    }
+}
+
+
+void
+admin_check_text(admin_t *admin, const char *command, const char *what,
+    const char *text, size_t max_chars)
+{
+    const char  *problem;
+
+    problem = admin_text_problem(text, strlen(text), max_chars);
+
+    if (problem != NULL) {
+        admin_fail(admin, "%s: %s %s (at most %zu characters, no control "
+                   "characters)", command, what, problem, max_chars);
+    }
+}
+
+
+void
+admin_check_task_type_key(admin_t *admin, const char *command,
+    const char *key)
+{
+    int          valid;
+    size_t       len;
+    const char  *p;
+
+    len = strlen(key);
+
+    /* The edge also requires a letter first, which the schema does not. */
+    valid = len > 0 && len <= ADMIN_TASK_TYPE_KEY_MAX
+            && key[0] >= 'a' && key[0] <= 'z'
+            && key[len - 1] != '_' && strstr(key, "__") == NULL;
+
+    for (p = key; valid && *p != '\0'; p++) {
+        valid = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+                || *p == '_';
+    }
+
+    if (!valid) {
+        admin_fail(admin, "%s: \"%s\" is not a task type key, which is "
+                   "lowercase snake_case (a letter a-z first, then letters, "
+                   "digits and single underscores between them) of at most "
+                   "%d characters",
+                   command, key, ADMIN_TASK_TYPE_KEY_MAX);
+    }
+}
+
+
+int
+admin_begin_org(admin_t *admin, const char *command, const char *org)
+{
+    int           pro;
+    PGconn       *pg;
+    PGresult     *res;
+    hhw_error_t   err;
+
+    pg = admin_pg(admin);
+    admin_redis(admin);
+
+    if (hhw_pg_exec(pg, "BEGIN", &err) != 0) {
+        admin_fail(admin, "%s: BEGIN failed: %s", command, err.text);
+    }
+
+    res = hhw_pg_query(pg,
+                       "UPDATE organisations o SET revision = o.revision + 1"
+                       " FROM plans p"
+                       " WHERE o.id = $1::bigint AND p.plan = o.plan"
+                       " RETURNING p.pro_features",
+                       1, &org, &err);
+    if (res == NULL) {
+        admin_fail(admin, "%s: locking organisation %s failed: %s", command,
+                   org, err.text);
+    }
+
+    if (PQntuples(res) == 0) {
+        admin_fail(admin, "%s: organisation %s not found", command, org);
+    }
+
+    pro = PQgetvalue(res, 0, 0)[0] == 't';
+    PQclear(res);
+
+    return pro;
+}
+
+
+/*
+ * Redis is written after COMMIT, so that it never contains a change that
+ * Postgres lost. A sync that read Postgres before the COMMIT cannot undo
+ * the write, because its revision is older.
+ */
+void
+admin_commit_org(admin_t *admin, const char *command, const char *org)
+{
+    hhw_error_t       err;
+    hhw_mirror_org_t  rows;
+
+    if (hhw_mirror_org_read(admin->pg, org, &rows, &err) != 0) {
+        admin_fail(admin, "%s: reading organisation %s back failed, so "
+                   "nothing was changed: %s", command, org, err.text);
+    }
+
+    admin_commit(admin, command);
+
+    if (hhw_mirror_org_write(admin_redis(admin), &rows, &err) != 0) {
+        hhw_mirror_org_free(&rows);
+        admin_fail(admin, "%s: the change is stored, but writing "
+                   "organisation %s to Redis failed, so the edge applies it "
+                   "only after a writer syncs: %s", command, org, err.text);
+    }
+
+    hhw_mirror_org_free(&rows);
+}
+
+
+void
+admin_commit(admin_t *admin, const char *command)
+{
+    hhw_error_t  err;
+
+    if (hhw_pg_exec(admin->pg, "NOTIFY " HHW_PG_SYNC_CHANNEL, &err) != 0
+        || hhw_pg_exec(admin->pg, "COMMIT", &err) != 0)
+    {
+        admin_fail(admin, "%s: COMMIT failed, so the change was rolled back "
+                   "unless the connection broke during COMMIT: %s",
+                   command, err.text);
+    }
 }
 
 

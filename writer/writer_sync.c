@@ -1,7 +1,8 @@
 /*
  * The sync: copies what the edge reads (API keys, organisations, task types
  * and overrides, agent rates, model prices) from one Postgres snapshot into
- * Redis, replacing each hash atomically.
+ * Redis, replacing each hash atomically. Records that the admin command has
+ * meanwhile written from a newer revision are left alone (hhw_mirror.c).
  */
 
 #include <stdio.h>
@@ -22,6 +23,7 @@ enum {
     WRITER_SYNC_ORG_TASK_TYPES,
     WRITER_SYNC_RATES,
     WRITER_SYNC_PRICES,
+    WRITER_SYNC_PRICE_BOOK,
     WRITER_SYNC_NQUERIES
 };
 
@@ -29,35 +31,31 @@ enum {
 /*
  * Numbers are cast to text by Postgres, so Redis stores them exactly as
  * Postgres prints them. The per-organisation queries are ordered by
- * organisation id, as the organisations are.
+ * organisation id, as the organisations are. The queries are those of
+ * hhw_mirror.h, which the admin command runs for one organisation.
  */
 static const char *const  writer_sync_queries[WRITER_SYNC_NQUERIES] = {
 
     "SELECT " HHW_MIRROR_KEY_COLUMNS " FROM api_keys ORDER BY id",
 
-    "SELECT " HHW_MIRROR_ORG_COLUMNS " FROM organisations ORDER BY id",
+    "SELECT " HHW_MIRROR_ORG_COLUMNS " FROM org_settings ORDER BY id",
 
-    "SELECT key, baseline_minutes::text FROM task_types",
+    HHW_MIRROR_TASK_TYPES_SELECT,
 
-    "SELECT org_id, key, kind || ':' || baseline_minutes"
-    " FROM org_task_types WHERE archived_at IS NULL ORDER BY org_id",
+    HHW_MIRROR_ORG_TASK_TYPES_SELECT " ORDER BY t.org_id",
 
-    "SELECT org_id, agent_id, hourly_rate::text FROM agent_rates"
-    " ORDER BY org_id",
+    HHW_MIRROR_RATES_SELECT " ORDER BY org_id",
 
-    "SELECT model, input_per_million || ' ' || output_per_million"
-    " FROM model_prices",
+    HHW_MIRROR_PRICES_SELECT,
+
+    HHW_MIRROR_PRICE_BOOK_SELECT,
 };
 
 
 static int writer_sync_redis(redisContext *ctx, PGresult **res,
     hhw_error_t *err);
-static int writer_sync_queue_org_maps(redisContext *ctx, const PGresult *orgs,
-    const PGresult *rows, const char *suffix, unsigned *pending,
-    hhw_error_t *err);
-static int writer_sync_queue_pairs(redisContext *ctx, const char *key,
-    const PGresult *res, int first, int last, int field_column,
-    unsigned *pending, hhw_error_t *err);
+static void writer_sync_org_rows(const PGresult *rows, long long org,
+    int *first, int *last);
 static int writer_sync_flush(redisContext *ctx, unsigned *pending,
     unsigned limit, hhw_error_t *err);
 
@@ -95,6 +93,12 @@ writer_sync(writer_t *w, hhw_error_t *err)
         goto done;
     }
 
+    if (PQntuples(res[WRITER_SYNC_PRICE_BOOK]) != 1) {
+        hhw_error_set(err, "price_book has %d rows instead of 1",
+                      PQntuples(res[WRITER_SYNC_PRICE_BOOK]));
+        goto done;
+    }
+
     if (writer_sync_redis(w->redis, res, err) != 0) {
         goto done;
     }
@@ -129,12 +133,15 @@ done:
 static int
 writer_sync_redis(redisContext *ctx, PGresult **res, hhw_error_t *err)
 {
-    int        row, replies;
-    unsigned   pending;
-    PGresult  *keys, *orgs;
+    int         row, replies, task_types_first, task_types_last;
+    int         rates_first, rates_last;
+    unsigned    pending;
+    PGresult   *keys, *orgs, *task_types;
+    long long   org;
 
     keys = res[WRITER_SYNC_KEYS];
     orgs = res[WRITER_SYNC_ORGS];
+    task_types = res[WRITER_SYNC_TASK_TYPES];
     pending = 0;
 
     for (row = 0; row < PQntuples(keys); row++) {
@@ -151,8 +158,25 @@ writer_sync_redis(redisContext *ctx, PGresult **res, hhw_error_t *err)
         }
     }
 
+    task_types_last = 0;
+    rates_last = 0;
+
     for (row = 0; row < PQntuples(orgs); row++) {
-        replies = hhw_mirror_queue_org(ctx, orgs, row);
+        org = strtoll(PQgetvalue(orgs, row, 0), NULL, 10);
+
+        task_types_first = task_types_last;
+        writer_sync_org_rows(res[WRITER_SYNC_ORG_TASK_TYPES], org,
+                             &task_types_first, &task_types_last);
+
+        rates_first = rates_last;
+        writer_sync_org_rows(res[WRITER_SYNC_RATES], org, &rates_first,
+                             &rates_last);
+
+        replies = hhw_mirror_queue_org(ctx, orgs, row,
+                                       res[WRITER_SYNC_ORG_TASK_TYPES],
+                                       task_types_first, task_types_last,
+                                       res[WRITER_SYNC_RATES], rates_first,
+                                       rates_last);
         if (replies < 0) {
             goto nomem;
         }
@@ -165,36 +189,22 @@ writer_sync_redis(redisContext *ctx, PGresult **res, hhw_error_t *err)
         }
     }
 
-    if (writer_sync_queue_pairs(ctx, "hh:tasktypes",
-                                res[WRITER_SYNC_TASK_TYPES], 0,
-                                PQntuples(res[WRITER_SYNC_TASK_TYPES]), 0,
-                                &pending, err)
-        != 0)
-    {
-        return -1;
+    replies = hhw_mirror_queue_pairs(ctx, "hh:tasktypes", task_types, 0,
+                                     PQntuples(task_types), 0);
+    if (replies < 0) {
+        goto nomem;
     }
 
-    if (writer_sync_queue_org_maps(ctx, orgs, res[WRITER_SYNC_ORG_TASK_TYPES],
-                                   "tasktypes", &pending, err)
-        != 0)
-    {
-        return -1;
+    pending += replies;
+
+    replies = hhw_mirror_queue_prices(ctx,
+                  PQgetvalue(res[WRITER_SYNC_PRICE_BOOK], 0, 0),
+                  res[WRITER_SYNC_PRICES]);
+    if (replies < 0) {
+        goto nomem;
     }
 
-    if (writer_sync_queue_org_maps(ctx, orgs, res[WRITER_SYNC_RATES], "rates",
-                                   &pending, err)
-        != 0)
-    {
-        return -1;
-    }
-
-    if (writer_sync_queue_pairs(ctx, "hh:prices", res[WRITER_SYNC_PRICES], 0,
-                                PQntuples(res[WRITER_SYNC_PRICES]), 0,
-                                &pending, err)
-        != 0)
-    {
-        return -1;
-    }
+    pending += replies;
 
     return writer_sync_flush(ctx, &pending, 0, err);
 
@@ -206,101 +216,30 @@ nomem:
 
 
 /*
- * Replaces hh:org:<id>:<suffix> for every organisation, from rows whose
- * first column is the organisation id and whose other two are the field and
- * its value. An organisation with no rows gets its hash deleted, so an
- * archived override or a removed rate disappears from Redis too.
+ * Finds the rows of organisation org in rows, which are ordered by their
+ * first column, the organisation id, as the organisations are. The search
+ * starts at *first; on return the organisation's rows are *first to
+ * *last - 1, none when both are equal.
  */
-static int
-writer_sync_queue_org_maps(redisContext *ctx, const PGresult *orgs,
-    const PGresult *rows, const char *suffix, unsigned *pending,
-    hhw_error_t *err)
+static void
+writer_sync_org_rows(const PGresult *rows, long long org, int *first,
+    int *last)
 {
-    int         org, first, last, nrows;
-    char        key[64];
-    long long   id;
+    int  n;
 
-    nrows = PQntuples(rows);
-    last = 0;
+    n = PQntuples(rows);
 
-    for (org = 0; org < PQntuples(orgs); org++) {
-        id = strtoll(PQgetvalue(orgs, org, 0), NULL, 10);
-
-        /* Both results are ordered by organisation id. */
-        while (last < nrows && strtoll(PQgetvalue(rows, last, 0), NULL, 10)
-                               < id)
-        {
-            last++;
-        }
-
-        first = last;
-
-        while (last < nrows && strtoll(PQgetvalue(rows, last, 0), NULL, 10)
-                               == id)
-        {
-            last++;
-        }
-
-        snprintf(key, sizeof(key), "hh:org:%lld:%s", id, suffix);
-
-        if (writer_sync_queue_pairs(ctx, key, rows, first, last, 1, pending,
-                                    err)
-            != 0)
-        {
-            return -1;
-        }
+    while (*first < n && strtoll(PQgetvalue(rows, *first, 0), NULL, 10) < org)
+    {
+        (*first)++;
     }
 
-    return 0;
-}
+    *last = *first;
 
-
-/*
- * Queues the replacement of one hash with rows first to last - 1, taking
- * each field from field_column and its value from the column after it.
- */
-static int
-writer_sync_queue_pairs(redisContext *ctx, const char *key,
-    const PGresult *res, int first, int last, int field_column,
-    unsigned *pending, hhw_error_t *err)
-{
-    int           row, replies;
-    size_t        n, *lens;
-    const char  **items;
-
-    n = 2 * (size_t) (last - first);
-    items = malloc((n ? n : 1) * sizeof(char *));
-    lens = malloc((n ? n : 1) * sizeof(size_t));
-
-    if (items == NULL || lens == NULL) {
-        free(items);
-        free(lens);
-        hhw_error_set(err, "out of memory queueing Redis commands");
-        return -1;
+    while (*last < n && strtoll(PQgetvalue(rows, *last, 0), NULL, 10) == org)
+    {
+        (*last)++;
     }
-
-    n = 0;
-
-    for (row = first; row < last; row++) {
-        items[n] = PQgetvalue(res, row, field_column);
-        lens[n++] = PQgetlength(res, row, field_column);
-        items[n] = PQgetvalue(res, row, field_column + 1);
-        lens[n++] = PQgetlength(res, row, field_column + 1);
-    }
-
-    replies = hhw_redis_queue_replace_hash(ctx, key, n / 2, items, lens);
-
-    free(items);
-    free(lens);
-
-    if (replies < 0) {
-        hhw_error_set(err, "out of memory queueing Redis commands");
-        return -1;
-    }
-
-    *pending += replies;
-
-    return writer_sync_flush(ctx, pending, WRITER_SYNC_PIPELINE, err);
 }
 
 
