@@ -294,6 +294,7 @@ ngx_http_humanhours_verify_done(ngx_event_t *ev)
         ngx_http_humanhours_reject_key(r, NGX_HH_ERR_INVALID_API_KEY);
 
     } else {
+        ctx->verified = 1;
         ngx_http_humanhours_cache_store(r, ctx);
 
         if (ctx->revoked) {

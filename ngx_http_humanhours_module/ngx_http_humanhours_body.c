@@ -60,6 +60,11 @@ static size_t ngx_http_humanhours_utf8_chars(const char *s, size_t len,
     size_t max, size_t *bytes);
 static void ngx_http_humanhours_decode_name(ngx_http_request_t *r,
     ngx_str_t *name);
+static void ngx_http_humanhours_body_error(ngx_http_request_t *r,
+    ngx_http_humanhours_err_e code, const char *message, const char *hint,
+    ngx_str_t *field);
+static void ngx_http_humanhours_body_error_checked(ngx_http_request_t *r,
+    redisReply *reply);
 static ngx_int_t ngx_http_humanhours_find_member(ngx_str_t *body,
     const char *name, ngx_str_t *value);
 static u_char *ngx_http_humanhours_skip_value(u_char *p, u_char *last);
@@ -165,7 +170,7 @@ ngx_http_humanhours_process_body(ngx_http_request_t *r)
                   &gate);
 
     if (gate.status == HH_JSON_INVALID) {
-        ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_INVALID_JSON,
+        ngx_http_humanhours_body_error(r, NGX_HH_ERR_INVALID_JSON,
             "The request body is not valid JSON.", gate.reason, NULL);
         return;
     }
@@ -182,7 +187,7 @@ ngx_http_humanhours_process_body(ngx_http_request_t *r)
             ngx_http_humanhours_decode_name(r, &check.field);
         }
 
-        ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_VALIDATION_ERROR,
+        ngx_http_humanhours_body_error(r, NGX_HH_ERR_VALIDATION_ERROR,
             "The request body contains a value that cannot be stored.",
             gate.reason, gate.field.data ? &check.field : NULL);
         return;
@@ -191,7 +196,7 @@ ngx_http_humanhours_process_body(ngx_http_request_t *r)
     check.root = cJSON_ParseWithLength((char *) ctx->body.data,
                                        ctx->body.len);
     if (check.root == NULL) {
-        ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_INVALID_JSON,
+        ngx_http_humanhours_body_error(r, NGX_HH_ERR_INVALID_JSON,
             "The request body is not valid JSON.", NULL, NULL);
         return;
     }
@@ -206,7 +211,7 @@ ngx_http_humanhours_process_body(ngx_http_request_t *r)
     }
 
     if (rc != NGX_OK) {
-        ngx_http_humanhours_finalize_error(r, check.code, check.message,
+        ngx_http_humanhours_body_error(r, check.code, check.message,
             NULL, check.field.len ? &check.field : NULL);
         return;
     }
@@ -780,6 +785,85 @@ ngx_http_humanhours_fail(ngx_http_humanhours_check_t *check,
     check->field.len = ngx_strlen(name);
 
     return NGX_DECLINED;
+}
+
+
+/*
+ * Refuses a body, unless the key was revoked after the cache verified it:
+ * the key is checked before the body, so a revoked key gets key_revoked
+ * whatever its body. A key verified by this request read its record
+ * moments ago; a cached one is looked up once more, which costs a Redis
+ * round trip on this error path only.
+ */
+
+static void
+ngx_http_humanhours_body_error(ngx_http_request_t *r,
+    ngx_http_humanhours_err_e code, const char *message, const char *hint,
+    ngx_str_t *field)
+{
+    ngx_http_humanhours_ctx_t  *ctx;
+
+    u_char       name[sizeof("hh:key:") - 1 + HH_KEY_PREFIX_LEN];
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
+
+    if (ctx->verified) {
+        ngx_http_humanhours_finalize_error(r, code, message, hint, field);
+        return;
+    }
+
+    ctx->error_code = code;
+    ctx->error_message = message;
+    ctx->error_hint = hint;
+
+    if (field != NULL) {
+        ctx->error_field = *field;
+    }
+
+    ngx_memcpy(name, "hh:key:", sizeof("hh:key:") - 1);
+    ngx_memcpy(name + sizeof("hh:key:") - 1, ctx->parts.prefix,
+               HH_KEY_PREFIX_LEN);
+
+    argv[0] = "HGET";
+    argvlen[0] = sizeof("HGET") - 1;
+    argv[1] = (char *) name;
+    argvlen[1] = sizeof(name);
+    argv[2] = "revoked";
+    argvlen[2] = sizeof("revoked") - 1;
+
+    if (ngx_http_humanhours_redis_command(r,
+                                    ngx_http_humanhours_body_error_checked,
+                                    3, argv, argvlen)
+        != NGX_OK)
+    {
+        /* without Redis the body error is the best answer there is */
+        ngx_http_humanhours_finalize_error(r, code, message, hint, field);
+    }
+}
+
+
+static void
+ngx_http_humanhours_body_error_checked(ngx_http_request_t *r,
+    redisReply *reply)
+{
+    ngx_http_humanhours_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
+
+    if (reply != NULL && reply->type == REDIS_REPLY_STRING
+        && reply->len == 1 && reply->str[0] == '1')
+    {
+        ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_KEY_REVOKED,
+            "The API key was revoked.",
+            "Create a new key and replace the revoked one.", NULL);
+        return;
+    }
+
+    ngx_http_humanhours_finalize_error(r, ctx->error_code,
+        ctx->error_message, ctx->error_hint,
+        ctx->error_field.len ? &ctx->error_field : NULL);
 }
 
 

@@ -137,6 +137,7 @@ typedef struct {
     unsigned                         evaluated:1;  /* sent EVAL, not EVALSHA */
     unsigned                         json_error:1; /* replaces nginx's page */
     unsigned                         has_tokens_in:1;
+    unsigned                         verified:1;   /* argon2id ran for it */
     unsigned                         has_tokens_out:1;
 
     ngx_str_t                        body;
@@ -157,6 +158,12 @@ typedef struct {
     u_char                          *resolved_currency;
 
     ngx_buf_t                       *error_page;    /* JSON in place */
+
+    /* a body error held back while the key is checked once more */
+    ngx_http_humanhours_err_e        error_code;
+    const char                      *error_message;
+    const char                      *error_hint;
+    ngx_str_t                        error_field;
 
     ngx_http_humanhours_op_t        *op;
     ngx_event_t                      deadline;
