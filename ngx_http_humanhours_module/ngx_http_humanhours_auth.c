@@ -48,6 +48,11 @@ ngx_http_humanhours_parse_authorization(ngx_http_request_t *r,
     p = h->value.data;
     last = p + h->value.len;
 
+    /* nginx strips trailing spaces from a header value, but not tabs */
+    while (last > p && (last[-1] == ' ' || last[-1] == '\t')) {
+        last--;
+    }
+
     /* auth schemes are case-insensitive (RFC 9110, section 11.1) */
 
     if (last - p < 7 || ngx_strncasecmp(p, (u_char *) "Bearer ", 7) != 0) {
@@ -105,8 +110,14 @@ ngx_http_humanhours_authenticate(ngx_http_request_t *r)
         return;
 
     case NGX_BUSY:
+        /*
+         * The secret is unknown, so it may be right: a 429 lets a real
+         * client retry, where a 401 would lock it out during a flood.
+         */
         ngx_http_humanhours_stat_add(NGX_HH_STAT_THROTTLED, 1);
-        ngx_http_humanhours_reject_key(r, NGX_HH_ERR_INVALID_API_KEY);
+        ngx_http_humanhours_finalize_error(r, NGX_HH_ERR_RATE_LIMITED,
+            "Too many attempts with unknown secrets for this key prefix.",
+            "Retry after the time in Retry-After.", NULL);
         return;
 
     case NGX_AGAIN:

@@ -103,6 +103,9 @@ ngx_http_humanhours_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                 " in humanhours key cache zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
+    /* a full zone is normal: the LRU makes room, and says so if it cannot */
+    cache->shpool->log_nomem = 0;
+
     return NGX_OK;
 }
 
@@ -208,8 +211,16 @@ ngx_http_humanhours_cache_lookup(ngx_http_request_t *r,
             node->attempts++;
         }
 
-        ngx_memcpy(node->pending_digest, ctx->digest, 32);
-        node->pending_expires = now + NGX_HH_PENDING_TIMEOUT;
+        /*
+         * One key at a time is marked as being verified: another secret
+         * for the prefix, often a wrong one, is verified without taking
+         * the mark from the key that other requests wait for.
+         */
+
+        if ((ngx_msec_int_t) (node->pending_expires - now) <= 0) {
+            ngx_memcpy(node->pending_digest, ctx->digest, 32);
+            node->pending_expires = now + NGX_HH_PENDING_TIMEOUT;
+        }
     }
 
     rc = NGX_DECLINED;
@@ -242,7 +253,10 @@ ngx_http_humanhours_cache_store(ngx_http_request_t *r,
         node->test = ctx->test;
         node->revoked = ctx->revoked;
         node->expires = ngx_current_msec + cache->ttl;
-        node->pending_expires = ngx_current_msec;
+
+        if (sodium_memcmp(node->pending_digest, ctx->digest, 32) == 0) {
+            node->pending_expires = ngx_current_msec;
+        }
 
         if (node->expires == 0) {
             node->expires = 1;
@@ -273,7 +287,10 @@ ngx_http_humanhours_cache_note_failure(ngx_http_request_t *r,
     if (node != NULL) {
         ngx_memcpy(node->bad_digest, ctx->digest, 32);
         node->bad_expires = now + cache->failure_ttl;
-        node->pending_expires = now;
+
+        if (sodium_memcmp(node->pending_digest, ctx->digest, 32) == 0) {
+            node->pending_expires = now;
+        }
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -302,7 +319,9 @@ ngx_http_humanhours_cache_abandon(ngx_http_request_t *r,
                                HH_KEY_PREFIX_LEN));
 
     if (node != NULL) {
-        node->pending_expires = ngx_current_msec;
+        if (sodium_memcmp(node->pending_digest, ctx->digest, 32) == 0) {
+            node->pending_expires = ngx_current_msec;
+        }
 
         if (node->expires == 0
             && (ngx_msec_int_t) (node->bad_expires - ngx_current_msec) <= 0)

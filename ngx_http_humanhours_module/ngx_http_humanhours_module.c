@@ -669,8 +669,8 @@ ngx_http_humanhours_key_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "verify_rate=", 13) == 0) {
-            n = ngx_atoi(value[i].data + 13, value[i].len - 13);
+        if (ngx_strncmp(value[i].data, "verify_rate=", 12) == 0) {
+            n = ngx_atoi(value[i].data + 12, value[i].len - 12);
 
             if (n == NGX_ERROR || n == 0) {
                 goto invalid;
