@@ -14,6 +14,9 @@
 /* longer than an argon2id verification waits in a busy thread pool */
 #define NGX_HH_PENDING_TIMEOUT   2000
 
+/* secrets of one prefix marked as being verified at the same time */
+#define NGX_HH_PENDING_SLOTS     4
+
 
 typedef struct {
     ngx_rbtree_node_t      node;
@@ -26,11 +29,11 @@ typedef struct {
     int64_t                key_id;
     int64_t                org_id;
 
-    u_char                 pending_digest[32];
+    u_char                 pending_digest[NGX_HH_PENDING_SLOTS][32];
 
     ngx_msec_t             expires;       /* 0: no key verified yet */
     ngx_msec_t             bad_expires;
-    ngx_msec_t             pending_expires;
+    ngx_msec_t             pending_expires[NGX_HH_PENDING_SLOTS];
     ngx_msec_t             window;        /* start of the current second */
     ngx_uint_t             attempts;      /* verifications of new secrets */
 
@@ -46,6 +49,10 @@ static ngx_http_humanhours_node_t *ngx_http_humanhours_cache_node(
     u_char *prefix);
 static void ngx_http_humanhours_cache_evict(
     ngx_http_humanhours_cache_t *cache, ngx_uint_t n);
+static ngx_int_t ngx_http_humanhours_pending_slot(
+    ngx_http_humanhours_node_t *node, u_char *digest, ngx_msec_t now);
+static void ngx_http_humanhours_pending_clear(
+    ngx_http_humanhours_node_t *node, u_char *digest, ngx_msec_t now);
 static void ngx_http_humanhours_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_humanhours_cache_t *ngx_http_humanhours_cache(
@@ -139,7 +146,7 @@ ngx_http_humanhours_cache_lookup(ngx_http_request_t *r,
     ngx_http_humanhours_ctx_t *ctx)
 {
     ngx_int_t                     rc;
-    ngx_uint_t                    known;
+    ngx_uint_t                    i, known;
     ngx_msec_t                    now;
     ngx_http_humanhours_node_t   *node;
     ngx_http_humanhours_cache_t  *cache;
@@ -178,8 +185,7 @@ ngx_http_humanhours_cache_lookup(ngx_http_request_t *r,
     }
 
     if (node != NULL
-        && (ngx_msec_int_t) (node->pending_expires - now) > 0
-        && sodium_memcmp(node->pending_digest, ctx->digest, 32) == 0)
+        && ngx_http_humanhours_pending_slot(node, ctx->digest, now) >= 0)
     {
         rc = NGX_AGAIN;
         goto done;
@@ -212,14 +218,17 @@ ngx_http_humanhours_cache_lookup(ngx_http_request_t *r,
         }
 
         /*
-         * One key at a time is marked as being verified: another secret
-         * for the prefix, often a wrong one, is verified without taking
-         * the mark from the key that other requests wait for.
+         * The secret takes a free mark, so that more requests with it wait
+         * for this verification; with all marks taken it is verified
+         * unmarked, which costs a verification but never a wrong answer.
          */
 
-        if ((ngx_msec_int_t) (node->pending_expires - now) <= 0) {
-            ngx_memcpy(node->pending_digest, ctx->digest, 32);
-            node->pending_expires = now + NGX_HH_PENDING_TIMEOUT;
+        for (i = 0; i < NGX_HH_PENDING_SLOTS; i++) {
+            if ((ngx_msec_int_t) (node->pending_expires[i] - now) <= 0) {
+                ngx_memcpy(node->pending_digest[i], ctx->digest, 32);
+                node->pending_expires[i] = now + NGX_HH_PENDING_TIMEOUT;
+                break;
+            }
         }
     }
 
@@ -254,9 +263,8 @@ ngx_http_humanhours_cache_store(ngx_http_request_t *r,
         node->revoked = ctx->revoked;
         node->expires = ngx_current_msec + cache->ttl;
 
-        if (sodium_memcmp(node->pending_digest, ctx->digest, 32) == 0) {
-            node->pending_expires = ngx_current_msec;
-        }
+        ngx_http_humanhours_pending_clear(node, ctx->digest,
+                                          ngx_current_msec);
 
         if (node->expires == 0) {
             node->expires = 1;
@@ -288,9 +296,7 @@ ngx_http_humanhours_cache_note_failure(ngx_http_request_t *r,
         ngx_memcpy(node->bad_digest, ctx->digest, 32);
         node->bad_expires = now + cache->failure_ttl;
 
-        if (sodium_memcmp(node->pending_digest, ctx->digest, 32) == 0) {
-            node->pending_expires = now;
-        }
+        ngx_http_humanhours_pending_clear(node, ctx->digest, now);
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -319,9 +325,8 @@ ngx_http_humanhours_cache_abandon(ngx_http_request_t *r,
                                HH_KEY_PREFIX_LEN));
 
     if (node != NULL) {
-        if (sodium_memcmp(node->pending_digest, ctx->digest, 32) == 0) {
-            node->pending_expires = ngx_current_msec;
-        }
+        ngx_http_humanhours_pending_clear(node, ctx->digest,
+                                          ngx_current_msec);
 
         if (node->expires == 0
             && (ngx_msec_int_t) (node->bad_expires - ngx_current_msec) <= 0)
@@ -333,6 +338,40 @@ ngx_http_humanhours_cache_abandon(ngx_http_request_t *r,
     }
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+/* Returns the mark of a secret being verified, or -1. */
+
+static ngx_int_t
+ngx_http_humanhours_pending_slot(ngx_http_humanhours_node_t *node,
+    u_char *digest, ngx_msec_t now)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HH_PENDING_SLOTS; i++) {
+        if ((ngx_msec_int_t) (node->pending_expires[i] - now) > 0
+            && sodium_memcmp(node->pending_digest[i], digest, 32) == 0)
+        {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+static void
+ngx_http_humanhours_pending_clear(ngx_http_humanhours_node_t *node,
+    u_char *digest, ngx_msec_t now)
+{
+    ngx_int_t  i;
+
+    i = ngx_http_humanhours_pending_slot(node, digest, now);
+
+    if (i >= 0) {
+        node->pending_expires[i] = now;
+    }
 }
 
 
