@@ -1,11 +1,15 @@
-# humanhours-writer and humanhours-admin, and the small library they share
-# (writer/hhw_*.c). Included by the top Makefile, whose variables it uses.
+# humanhours-writer and humanhours-admin, and the code they share
+# (writer/hhw_*.c, and writer/webhook_*.c for signing and delivering
+# webhooks, except webhook_writer.c, the writer's sender thread). Included
+# by the top Makefile, whose variables it uses.
 
-WRITER_LIB_SRCS := $(wildcard writer/hhw_*.c)
+WRITER_ONLY_SRCS := $(wildcard writer/webhook_writer.c)
+WRITER_LIB_SRCS := $(filter-out $(WRITER_ONLY_SRCS), \
+                     $(wildcard writer/hhw_*.c writer/webhook_*.c))
 WRITER_LIB_OBJS := $(WRITER_LIB_SRCS:%.c=$(BUILD)/%.o)
 WRITER_HDRS     := $(wildcard writer/*.h)
 
-WRITER_SRCS     := $(wildcard writer/writer_*.c)
+WRITER_SRCS     := $(wildcard writer/writer_*.c) $(WRITER_ONLY_SRCS)
 WRITER_OBJS     := $(WRITER_SRCS:%.c=$(BUILD)/%.o)
 
 ADMIN_SRCS      := $(wildcard writer/admin_*.c)

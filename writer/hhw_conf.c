@@ -78,9 +78,36 @@ static const hhw_conf_var_t  hhw_conf_vars[] = {
       offsetof(hhw_conf_t, batch_size), 1, 10000 },
 
     { "HH_BATCH_MS", "200",
-      "milliseconds that one read waits for new stream entries", 1,
+      "milliseconds that a batch waits to fill before it is stored", 1,
       offsetof(hhw_conf_t, batch_ms_text),
       offsetof(hhw_conf_t, batch_ms), 1, 60000 },
+
+    { "HH_CLAIM_IDLE_MS", "60000",
+      "milliseconds after which entries pending at another consumer are "
+      "claimed; keep it above the slowest batch", 1,
+      offsetof(hhw_conf_t, claim_idle_ms_text),
+      offsetof(hhw_conf_t, claim_idle_ms), 1000, 86400000 },
+
+    { "HH_MAX_DELIVERIES", "10",
+      "a stream entry delivered more than this many times goes to dead "
+      "letters", 1,
+      offsetof(hhw_conf_t, max_deliveries_text),
+      offsetof(hhw_conf_t, max_deliveries), 1, 1000 },
+
+    { "HH_BACKOFF_MAX_MS", "30000",
+      "maximum milliseconds between retries while Postgres or Redis fails", 1,
+      offsetof(hhw_conf_t, backoff_max_ms_text),
+      offsetof(hhw_conf_t, backoff_max_ms), 100, 3600000 },
+
+    { "HH_WRITER_METRICS", "",
+      "IPV4:PORT or [IPV6]:PORT that serves Prometheus metrics at /metrics, "
+      "best on a loopback address; empty means no metrics", 1,
+      offsetof(hhw_conf_t, metrics), HHW_CONF_TEXT, 0, 0 },
+
+    { "HH_WRITER_LOG", "",
+      "file that the log is appended to, reopened on SIGHUP; empty means "
+      "stderr", 1,
+      offsetof(hhw_conf_t, log_file), HHW_CONF_TEXT, 0, 0 },
 };
 
 #define HHW_CONF_NVARS  (sizeof(hhw_conf_vars) / sizeof(hhw_conf_vars[0]))
@@ -167,8 +194,22 @@ hhw_conf_free(hhw_conf_t *conf)
 void
 hhw_conf_print_help(FILE *out, int writer)
 {
+    int                    width;
     size_t                 i;
     const hhw_conf_var_t  *var;
+
+    /* The names line up in a column of at least 15 characters. */
+    width = 15;
+
+    for (i = 0; i < HHW_CONF_NVARS; i++) {
+        var = &hhw_conf_vars[i];
+
+        if ((!var->writer_only || writer)
+            && (int) strlen(var->name) + 1 > width)
+        {
+            width = (int) strlen(var->name) + 1;
+        }
+    }
 
     for (i = 0; i < HHW_CONF_NVARS; i++) {
         var = &hhw_conf_vars[i];
@@ -177,8 +218,10 @@ hhw_conf_print_help(FILE *out, int writer)
             continue;
         }
 
-        fprintf(out, "  %-15s %s\n  %-15s (default: %s)\n", var->name,
-                var->help, "", var->default_value);
+        fprintf(out, "  %-*s %s\n  %-*s (default: %s)\n", width, var->name,
+                var->help, width, "",
+                var->default_value[0] != '\0' ? var->default_value
+                                               : "empty");
     }
 }
 

@@ -23,8 +23,16 @@ typedef struct {
     char      *consumer;        /* name in the consumer group */
     char      *batch_size_text;
     char      *batch_ms_text;
+    char      *claim_idle_ms_text;
+    char      *max_deliveries_text;
+    char      *backoff_max_ms_text;
+    char      *metrics;         /* IPV4:PORT or [IPV6]:PORT, or empty */
+    char      *log_file;        /* empty for stderr */
     unsigned   batch_size;      /* stream entries per batch */
     unsigned   batch_ms;        /* maximum wait for a batch to fill */
+    unsigned   claim_idle_ms;   /* idle time after which entries are claimed */
+    unsigned   max_deliveries;  /* deliveries before dead letters */
+    unsigned   backoff_max_ms;  /* cap of the retry delay */
 } hhw_conf_t;
 
 

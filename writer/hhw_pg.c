@@ -11,8 +11,6 @@
 
 
 static void hhw_pg_notice(void *arg, const PGresult *res);
-static void hhw_pg_result_error(PGconn *conn, PGresult *res,
-    hhw_error_t *err);
 static void hhw_pg_copy_line(char *dst, size_t size, const char *src);
 
 
@@ -149,8 +147,8 @@ hhw_pg_notice(void *arg, const PGresult *res)
 }
 
 
-static void
-hhw_pg_result_error(PGconn *conn, PGresult *res, hhw_error_t *err)
+void
+hhw_pg_result_error(PGconn *conn, const PGresult *res, hhw_error_t *err)
 {
     const char  *state, *message;
 

@@ -35,6 +35,13 @@ PGresult *hhw_pg_query(PGconn *conn, const char *sql, int nparams,
     const char *const *params, hhw_error_t *err);
 
 /*
+ * Fills err from a failed result as hhw_pg_query() does, for statements
+ * that the caller runs itself, such as COPY.
+ */
+void hhw_pg_result_error(PGconn *conn, const PGresult *res,
+    hhw_error_t *err);
+
+/*
  * Runs SQL text with no parameters, which may contain several statements,
  * such as BEGIN, COMMIT or a migration file. Returns 0, or -1 with err.
  */

@@ -10,13 +10,14 @@
 
 
 #define WRITER_BACKOFF_MIN_MS  100
-#define WRITER_BACKOFF_MAX_MS  30000
 
 
+/* max_ms is HH_BACKOFF_MAX_MS, which is at least WRITER_BACKOFF_MIN_MS. */
 void
-writer_backoff_reset(writer_backoff_t *backoff)
+writer_backoff_reset(writer_backoff_t *backoff, unsigned max_ms)
 {
     backoff->delay_ms = WRITER_BACKOFF_MIN_MS;
+    backoff->max_ms = max_ms;
 }
 
 
@@ -28,8 +29,8 @@ writer_backoff_next(writer_backoff_t *backoff)
     delay = backoff->delay_ms;
 
     backoff->delay_ms *= 2;
-    if (backoff->delay_ms > WRITER_BACKOFF_MAX_MS) {
-        backoff->delay_ms = WRITER_BACKOFF_MAX_MS;
+    if (backoff->delay_ms > backoff->max_ms) {
+        backoff->delay_ms = backoff->max_ms;
     }
 
     /* A uniform pick from the upper half of the delay. */
