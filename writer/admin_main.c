@@ -15,6 +15,7 @@
 #include "hhw_mirror.h"
 #include "hhw_pg.h"
 #include "hhw_redis.h"
+#include "webhook_admin.h"
 
 
 /* Connect and I/O timeout for Redis. */
@@ -37,6 +38,7 @@ static const admin_command_t  admin_commands[] = {
     { "tasktype", admin_tasktype },
     { "rate", admin_rate },
     { "prices", admin_prices },
+    { "webhook", admin_webhook },
     { NULL, NULL }
 };
 
@@ -170,6 +172,26 @@ admin_usage(admin_t *admin, int to_stdout)
 "  events list [--org ID] [--limit N]\n"
 "      print the newest stored events, newest first, one JSON object a\n"
 "      line (default limit: 20)\n"
+"  webhook add --org ID --url URL --events TYPES [--test]\n"
+"      register an endpoint for TYPES, a comma-separated list of\n"
+"      event.created, agent.first_event and weekly.digest; --test gives it\n"
+"      the events of test keys instead of live ones (pro and higher);\n"
+"      prints the endpoint id and its secret, tab-separated; the secret\n"
+"      is shown this once only\n"
+"  webhook list [--org ID]\n"
+"      print id, organisation, mode, status, failed deliveries in a row,\n"
+"      event types, URL and creation time of each endpoint\n"
+"  webhook remove ID\n"
+"      stop deliveries to an endpoint and cancel its pending ones\n"
+"  webhook test ID\n"
+"      send a signed webhook.ping now and print the result; exit status\n"
+"      1 when the endpoint did not respond with a 2xx\n"
+"  webhook rotate-secret ID\n"
+"      give an endpoint a new secret and print it once with the time\n"
+"      until which the old secret also signs (24 hours)\n"
+"  webhook deliveries [--endpoint ID] [--org ID] [--limit N]\n"
+"      print the newest deliveries, one line per attempt with its start,\n"
+"      HTTP status, latency and error (default limit: 20 deliveries)\n"
 "\n"
 "Rates and minutes are decimals such as 45 or 62.50, below 1e15.\n"
 "Every change reaches Postgres and the edge's Redis records before the\n"
@@ -182,6 +204,7 @@ admin_usage(admin_t *admin, int to_stdout)
 "environment:\n");
 
     hhw_conf_print_help(out, 0);
+    webhook_conf_print_help(out);
 
     admin_close(admin);
     exit(to_stdout ? 0 : 1);
