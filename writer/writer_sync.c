@@ -24,6 +24,8 @@ enum {
     WRITER_SYNC_RATES,
     WRITER_SYNC_PRICES,
     WRITER_SYNC_PRICE_BOOK,
+    WRITER_SYNC_TASK_TYPE_META,
+    WRITER_SYNC_CUSTOM_META,
     WRITER_SYNC_NQUERIES
 };
 
@@ -49,6 +51,12 @@ static const char *const  writer_sync_queries[WRITER_SYNC_NQUERIES] = {
     HHW_MIRROR_PRICES_SELECT,
 
     HHW_MIRROR_PRICE_BOOK_SELECT,
+
+    /* category and display name, for the edge's task types endpoint */
+    "SELECT key, category || E'\\t' || display_name FROM task_types",
+
+    "SELECT org_id, key, category || E'\\t' || display_name"
+    " FROM org_task_types WHERE kind = 'custom' ORDER BY org_id",
 };
 
 
@@ -134,7 +142,8 @@ static int
 writer_sync_redis(redisContext *ctx, PGresult **res, hhw_error_t *err)
 {
     int         row, replies, task_types_first, task_types_last;
-    int         rates_first, rates_last;
+    int         rates_first, rates_last, meta_first, meta_last;
+    char        meta_key[64];
     unsigned    pending;
     PGresult   *keys, *orgs, *task_types;
     long long   org;
@@ -160,6 +169,7 @@ writer_sync_redis(redisContext *ctx, PGresult **res, hhw_error_t *err)
 
     task_types_last = 0;
     rates_last = 0;
+    meta_last = 0;
 
     for (row = 0; row < PQntuples(orgs); row++) {
         org = strtoll(PQgetvalue(orgs, row, 0), NULL, 10);
@@ -183,6 +193,22 @@ writer_sync_redis(redisContext *ctx, PGresult **res, hhw_error_t *err)
 
         pending += replies;
 
+        meta_first = meta_last;
+        writer_sync_org_rows(res[WRITER_SYNC_CUSTOM_META], org, &meta_first,
+                             &meta_last);
+
+        snprintf(meta_key, sizeof(meta_key), "hh:org:%lld:tasktypes:meta",
+                 org);
+
+        replies = hhw_mirror_queue_pairs(ctx, meta_key,
+                                         res[WRITER_SYNC_CUSTOM_META],
+                                         meta_first, meta_last, 1);
+        if (replies < 0) {
+            goto nomem;
+        }
+
+        pending += replies;
+
         if (writer_sync_flush(ctx, &pending, WRITER_SYNC_PIPELINE, err) != 0)
         {
             return -1;
@@ -191,6 +217,16 @@ writer_sync_redis(redisContext *ctx, PGresult **res, hhw_error_t *err)
 
     replies = hhw_mirror_queue_pairs(ctx, "hh:tasktypes", task_types, 0,
                                      PQntuples(task_types), 0);
+    if (replies < 0) {
+        goto nomem;
+    }
+
+    pending += replies;
+
+    replies = hhw_mirror_queue_pairs(ctx, "hh:tasktypes:meta",
+                                     res[WRITER_SYNC_TASK_TYPE_META], 0,
+                                     PQntuples(res[WRITER_SYNC_TASK_TYPE_META]),
+                                     0);
     if (replies < 0) {
         goto nomem;
     }

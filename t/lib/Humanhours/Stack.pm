@@ -104,6 +104,7 @@ sub new ($class, %opts) {
     }
 
     $self->_make_pepper;
+    $self->_make_pepper($self->webhook_key_file);
     $self->_make_certificate;
     $self->_install_signal_handlers;
 
@@ -117,6 +118,9 @@ sub folder ($self)      { $self->{folder} }
 sub build_dir ($self)   { $self->{build} }
 sub checkout ($self)    { $self->{checkout} }
 sub pepper_file ($self) { "$self->{folder}/pepper" }
+
+# The server key that encrypts webhook secrets; made like the pepper.
+sub webhook_key_file ($self) { "$self->{folder}/webhook-key" }
 sub cert_file ($self)   { "$self->{folder}/tls/cert.pem" }
 
 sub port ($self, $service) {
@@ -144,6 +148,7 @@ sub env ($self) {
         HH_DATABASE    => $self->conninfo,
         HH_REDIS       => $self->redis_address,
         HH_PEPPER_FILE => $self->pepper_file,
+        HH_WEBHOOK_KEY_FILE => $self->webhook_key_file,
 
         # The binaries build their default HH_DATABASE and HH_REDIS from
         # these; set too, so that nothing falls back to make run's ports.
@@ -1450,10 +1455,9 @@ sub _child_fail ($message) {
 # Files
 # ---------------------------------------------------------------------------
 
-# Makes the pepper file once per folder: random bytes, readable by the owner
-# only.
-sub _make_pepper ($self) {
-    my $path = $self->pepper_file;
+# Makes a secret file once per folder, the pepper unless another path is
+# given: random bytes, readable by the owner only.
+sub _make_pepper ($self, $path = $self->pepper_file) {
     return if -e $path;
 
     open my $random, '<:raw', '/dev/urandom'
