@@ -81,7 +81,7 @@ void hh_fingerprint(hh_str_t agent_id, hh_str_t task_type, hh_str_t model,
 void hh_event_compute(hh_event_t *ev);
 
 /*
- * Renders the track response (API.md, "Response") into buf. Returns the
+ * Renders the track response (README, "The API") into buf. Returns the
  * length it needs, which may exceed size, as snprintf does; the caller
  * sizes buf with hh_event_response_max(). The text is NUL-terminated when
  * size is above 0. Absent strings and non-finite numbers render as null.

@@ -1,7 +1,7 @@
 /*
  * The body of a track request: read into one buffer, passed through the
- * JSON gate, validated against API.md, stripped of unknown fields, and
- * turned into the event that the track script queues.
+ * JSON gate, checked against the field rules, stripped of unknown fields,
+ * and turned into the event that the track script queues.
  */
 
 #include "ngx_http_humanhours_module.h"

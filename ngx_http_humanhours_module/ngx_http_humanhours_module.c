@@ -288,7 +288,7 @@ ngx_http_humanhours_is_json(ngx_http_request_t *r)
 /*
  * Stores a digest of the Idempotency-Key header in ctx, so that Redis keys
  * have a fixed length whatever the client sent. Returns NGX_DECLINED for
- * a header that breaks the rule of API.md, or appears twice.
+ * a header that is not 1 to 255 visible ASCII characters, or appears twice.
  */
 
 static ngx_int_t

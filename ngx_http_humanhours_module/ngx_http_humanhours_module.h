@@ -19,7 +19,7 @@
 #include "hh_event.h"
 
 
-/* Error codes of API.md, in the order of the metrics' label values. */
+/* Error codes of the API, in the order of the metrics' label values. */
 typedef enum {
     NGX_HH_ERR_MISSING_AUTHORIZATION = 0,
     NGX_HH_ERR_INVALID_API_KEY,

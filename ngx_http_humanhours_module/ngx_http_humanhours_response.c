@@ -1,5 +1,5 @@
 /*
- * Responses of the API locations: the JSON error shape of API.md for every
+ * Responses of the API locations: the JSON error shape of the API for every
  * refusal, the 201 with the computed event, and filters that turn the HTML
  * error pages nginx itself sends in those locations into the JSON shape.
  */
