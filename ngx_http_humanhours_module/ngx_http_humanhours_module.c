@@ -162,47 +162,14 @@ static ngx_int_t
 ngx_http_humanhours_track_handler(ngx_http_request_t *r)
 {
     ngx_int_t                        rc;
-    ngx_http_humanhours_err_e        code;
     ngx_http_humanhours_ctx_t       *ctx;
     ngx_http_humanhours_loc_conf_t  *hlcf;
 
     hlcf = ngx_http_get_module_loc_conf(r, ngx_http_humanhours_module);
 
-#if (NGX_HTTP_SSL)
-    if (hlcf->require_https && r->connection->ssl == NULL)
-#else
-    if (hlcf->require_https)
-#endif
-    {
-        return ngx_http_humanhours_send_error(r, NGX_HH_ERR_HTTPS_REQUIRED,
-                   "This API is served over HTTPS only.",
-                   "Send the request to the https:// address.", NULL);
-    }
-
-    if (r->method != NGX_HTTP_POST) {
-        return ngx_http_humanhours_send_error(r,
-                   NGX_HH_ERR_METHOD_NOT_ALLOWED,
-                   "Only POST is allowed here.", NULL, NULL);
-    }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_humanhours_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_http_set_ctx(r, ctx, ngx_http_humanhours_module);
-
-    if (ngx_http_humanhours_parse_authorization(r, ctx, &code) != NGX_OK) {
-        if (code == NGX_HH_ERR_MISSING_AUTHORIZATION) {
-            return ngx_http_humanhours_send_error(r, code,
-                       "The Authorization header is missing.",
-                       "Send \"Authorization: Bearer <API key>\".", NULL);
-        }
-
-        return ngx_http_humanhours_send_error(r, code,
-                   "The API key is invalid.",
-                   "Keys look like hh_live_<8 characters>_<48 characters>.",
-                   NULL);
+    rc = ngx_http_humanhours_begin(r, NGX_HTTP_POST, &ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (ngx_http_humanhours_is_json(r) != NGX_OK) {
@@ -245,6 +212,83 @@ ngx_http_humanhours_track_handler(ngx_http_request_t *r)
     }
 
     return NGX_DONE;
+}
+
+
+/*
+ * Runs the checks that every API location makes before it reads a body:
+ * HTTPS, the method (one of methods), and the form of the Authorization
+ * header, then creates the request's context. Returns NGX_DECLINED when
+ * the request passed them, or else what sending the error response
+ * returned, which may be NGX_OK.
+ */
+
+ngx_int_t
+ngx_http_humanhours_begin(ngx_http_request_t *r, ngx_uint_t methods,
+    ngx_http_humanhours_ctx_t **ctxp)
+{
+    ngx_table_elt_t                 *h;
+    ngx_http_humanhours_err_e        code;
+    ngx_http_humanhours_ctx_t       *ctx;
+    ngx_http_humanhours_loc_conf_t  *hlcf;
+
+    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_humanhours_module);
+
+#if (NGX_HTTP_SSL)
+    if (hlcf->require_https && r->connection->ssl == NULL)
+#else
+    if (hlcf->require_https)
+#endif
+    {
+        return ngx_http_humanhours_send_error(r, NGX_HH_ERR_HTTPS_REQUIRED,
+                   "This API is served over HTTPS only.",
+                   "Send the request to the https:// address.", NULL);
+    }
+
+    if (!(r->method & methods)) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Allow");
+
+        if (methods == NGX_HTTP_POST) {
+            ngx_str_set(&h->value, "POST");
+
+        } else {
+            ngx_str_set(&h->value, "GET, HEAD");
+        }
+
+        return ngx_http_humanhours_send_error(r,
+                   NGX_HH_ERR_METHOD_NOT_ALLOWED,
+                   "This method is not allowed here; see the Allow header.",
+                   NULL, NULL);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_humanhours_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_http_set_ctx(r, ctx, ngx_http_humanhours_module);
+    *ctxp = ctx;
+
+    if (ngx_http_humanhours_parse_authorization(r, ctx, &code) != NGX_OK) {
+        if (code == NGX_HH_ERR_MISSING_AUTHORIZATION) {
+            return ngx_http_humanhours_send_error(r, code,
+                       "The Authorization header is missing.",
+                       "Send \"Authorization: Bearer <API key>\".", NULL);
+        }
+
+        return ngx_http_humanhours_send_error(r, code,
+                   "The API key is invalid.",
+                   "Keys look like hh_live_<8 characters>_<48 characters>.",
+                   NULL);
+    }
+
+    return NGX_DECLINED;
 }
 
 

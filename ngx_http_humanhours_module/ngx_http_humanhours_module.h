@@ -175,6 +175,11 @@ typedef struct {
 extern ngx_module_t  ngx_http_humanhours_module;
 
 
+/* ngx_http_humanhours_module.c */
+ngx_int_t ngx_http_humanhours_begin(ngx_http_request_t *r, ngx_uint_t methods,
+    ngx_http_humanhours_ctx_t **ctxp);
+
+
 /* ngx_http_humanhours_response.c */
 void ngx_http_humanhours_finalize_error(ngx_http_request_t *r,
     ngx_http_humanhours_err_e code, const char *message, const char *hint,

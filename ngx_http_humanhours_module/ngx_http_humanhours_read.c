@@ -196,53 +196,12 @@ const char  ngx_http_humanhours_usage_script[] =
 ngx_int_t
 ngx_http_humanhours_read_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                        rc;
-    ngx_table_elt_t                 *h;
-    ngx_http_humanhours_err_e        code;
-    ngx_http_humanhours_ctx_t       *ctx;
-    ngx_http_humanhours_loc_conf_t  *hlcf;
+    ngx_int_t                   rc;
+    ngx_http_humanhours_ctx_t  *ctx;
 
-    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_humanhours_module);
-
-#if (NGX_HTTP_SSL)
-    if (hlcf->require_https && r->connection->ssl == NULL)
-#else
-    if (hlcf->require_https)
-#endif
-    {
-        return ngx_http_humanhours_send_error(r, NGX_HH_ERR_HTTPS_REQUIRED,
-                   "This API is served over HTTPS only.",
-                   "Send the request to the https:// address.", NULL);
-    }
-
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        ngx_str_set(&h->value, "GET, HEAD");
-
-        return ngx_http_humanhours_send_error(r,
-                   NGX_HH_ERR_METHOD_NOT_ALLOWED,
-                   "Only GET and HEAD are allowed here.", NULL, NULL);
-    }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_humanhours_ctx_t));
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_http_set_ctx(r, ctx, ngx_http_humanhours_module);
-
-    if (ngx_http_humanhours_parse_authorization(r, ctx, &code) != NGX_OK) {
-        return ngx_http_humanhours_send_error(r, code,
-                   code == NGX_HH_ERR_MISSING_AUTHORIZATION
-                   ? "The Authorization header is missing."
-                   : "The API key is invalid.",
-                   "Send \"Authorization: Bearer <API key>\".", NULL);
+    rc = ngx_http_humanhours_begin(r, NGX_HTTP_GET|NGX_HTTP_HEAD, &ctx);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     rc = ngx_http_discard_request_body(r);

@@ -59,12 +59,10 @@ ngx_http_humanhours_send_error(ngx_http_request_t *r,
     u_char                       *p;
     ngx_buf_t                    *b;
     ngx_table_elt_t              *h;
-    ngx_http_humanhours_ctx_t       *ctx;
-    ngx_http_humanhours_error_t     *err;
-    ngx_http_humanhours_loc_conf_t  *hlcf;
+    ngx_http_humanhours_ctx_t    *ctx;
+    ngx_http_humanhours_error_t  *err;
 
     err = &ngx_http_humanhours_errors[code];
-    hlcf = ngx_http_get_module_loc_conf(r, ngx_http_humanhours_module);
 
     ngx_http_humanhours_stat_rejected(code);
 
@@ -122,17 +120,6 @@ ngx_http_humanhours_send_error(ngx_http_request_t *r,
     *p++ = '}';
     *p++ = '}';
     b->last = p;
-
-    if (code == NGX_HH_ERR_METHOD_NOT_ALLOWED && hlcf->read == 0) {
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        h->hash = 1;
-        ngx_str_set(&h->key, "Allow");
-        ngx_str_set(&h->value, "POST");
-    }
 
     if (err->status == 503 || err->status == 429) {
         h = ngx_list_push(&r->headers_out.headers);
