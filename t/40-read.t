@@ -174,6 +174,37 @@ is $email->{baseline_minutes}, 4, 'task types: baseline';
 is $email->{kind}, 'builtin', 'task types: kind';
 ok length $email->{name}, 'task types: display name';
 
+# A custom type and an override of alpha, which beta must not see.
+$stack->admin('tasktype', 'create', '--org', $org{alpha}, 'contract_redline',
+              '--name', 'Contract redline', '--category', 'legal',
+              '--minutes', '45');
+$stack->admin('tasktype', 'override', '--org', $org{alpha}, 'ticket_routing',
+              '7.5');
+
+my ($custom, $override);
+$deadline = time + 20;
+while (time < $deadline) {
+    $types = get($key{alpha}, '/v1/task-types')->{json}{task_types};
+    ($custom) = grep { $_->{key} eq 'contract_redline' } @$types;
+    ($override) = grep { $_->{key} eq 'ticket_routing' } @$types;
+    last if $custom && $custom->{category} eq 'legal'
+        && $override->{kind} eq 'override';
+    sleep 0.25;
+}
+is $custom->{kind}, 'custom', 'task types: custom type listed';
+is $custom->{name}, 'Contract redline', 'task types: custom display name';
+is $custom->{baseline_minutes}, 45, 'task types: custom baseline';
+is $override->{kind}, 'override', 'task types: override listed';
+is $override->{baseline_minutes}, 7.5, 'task types: override baseline';
+ok defined $override->{original_baseline_minutes},
+    'task types: original baseline beside the override';
+
+my $beta_types = get($key{beta}, '/v1/task-types')->{json}{task_types};
+ok !(grep { $_->{key} eq 'contract_redline' } @$beta_types),
+    'task types: beta does not see alpha\'s custom type';
+my ($beta_routing) = grep { $_->{key} eq 'ticket_routing' } @$beta_types;
+is $beta_routing->{kind}, 'builtin', 'task types: beta does not see the override';
+
 my $support = get($key{alpha}, '/v1/task-types?category=support')->{json};
 ok @{ $support->{task_types} } > 0, 'category filter: some';
 ok !(grep { $_->{category} ne 'support' } @{ $support->{task_types} }),
