@@ -95,9 +95,12 @@ writer_metrics_refresh(writer_t *w, hhw_error_t *err)
 
     rc = 0;
 
+    /* all three are freed below, also those never read after a failure */
     for (i = 0; i < 3; i++) {
         replies[i] = NULL;
+    }
 
+    for (i = 0; i < 3; i++) {
         if (redisGetReply(w->redis, (void **) &replies[i]) != REDIS_OK) {
             hhw_error_set(err, "reading the stream statistics failed: %s",
                           w->redis->errstr);
