@@ -39,7 +39,8 @@ static ngx_int_t ngx_http_humanhours_read_args(ngx_http_request_t *r,
  * ARGV: key id, limit, cursor ("" for the first page)
  *
  * Agents are sorted by hours saved over the 30 days, then by agent id; an
- * agent whose events are all older is listed with zeros. The cursor is the
+ * agent whose events are all older is listed with zeros. Sums are printed
+ * with string.format, because cjson.encode keeps only 14 digits. The cursor is the
  * hex of the last agent id of the previous page with its hours.
  */
 
@@ -90,10 +91,11 @@ const char  ngx_http_humanhours_agents_script[] =
     "local last = math.min(#list, start + limit - 1)\n"
     "for i = start, last do\n"
     "  local a = list[i]\n"
-    "  items[#items + 1] = cjson.encode({agent_id = a.id,\n"
-    "    first_seen = a.first, events = a.events,\n"
-    "    hours_saved = tonumber(string.format('%.3f', a.hours)),\n"
-    "    money_saved = tonumber(string.format('%.2f', a.money))})\n"
+    "  items[#items + 1] = '{\"agent_id\":' .. cjson.encode(a.id)\n"
+    "    .. ',\"first_seen\":' .. cjson.encode(a.first)\n"
+    "    .. ',\"events\":' .. string.format('%d', a.events)\n"
+    "    .. ',\"hours_saved\":' .. string.format('%.3f', a.hours)\n"
+    "    .. ',\"money_saved\":' .. string.format('%.2f', a.money) .. '}'\n"
     "end\n"
     "local cursor = 'null'\n"
     "if last < #list then\n"
