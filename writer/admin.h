@@ -22,6 +22,12 @@ typedef struct {
 } admin_t;
 
 
+typedef struct {
+    const char  *name;
+    void       (*run)(admin_t *admin, int argc, char **argv);
+} admin_command_t;
+
+
 /* Prints "humanhours-admin: <message>" to stderr and exits with 1. */
 void admin_fail(admin_t *admin, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), noreturn));
@@ -116,6 +122,37 @@ void admin_commit(admin_t *admin, const char *command);
 /* Prints a text value, or "-" for NULL, followed by end. */
 void admin_print_field(const PGresult *res, int row, int column,
     const char *end);
+
+/*
+ * Prints columns 0 to columns - 1 of every row of res, separated by tabs,
+ * one row a line. Prints nothing when res is NULL.
+ */
+void admin_print_rows(const PGresult *res, int columns);
+
+/*
+ * Runs the entry of subcommands, a table that ends with a NULL name, whose
+ * name is argv[1], passing argv + 1. Prints the usage for --help, and
+ * otherwise fails the command with expected, the list of subcommand names.
+ */
+void admin_run_subcommand(admin_t *admin, const char *command,
+    const admin_command_t *subcommands, const char *expected, int argc,
+    char **argv);
+
+/*
+ * Parses the options of a subcommand that requires --org and takes nargs
+ * positional arguments, which then start at argv[optind]. Fails the command
+ * with expected, the description of those arguments, when their number
+ * differs. Returns the organisation id.
+ */
+const char *admin_parse_org_options(admin_t *admin, const char *command,
+    int argc, char **argv, int nargs, const char *expected);
+
+/*
+ * Parses the options of a list subcommand: an optional --org and no
+ * positional arguments. Returns the organisation id, or NULL for all.
+ */
+const char *admin_parse_list_options(admin_t *admin, const char *command,
+    int argc, char **argv);
 
 void admin_migrate(admin_t *admin, int argc, char **argv);
 void admin_org(admin_t *admin, int argc, char **argv);

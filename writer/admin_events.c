@@ -19,19 +19,17 @@
 static void admin_events_list(admin_t *admin, int argc, char **argv);
 
 
+static const admin_command_t  admin_events_subcommands[] = {
+    { "list", admin_events_list },
+    { NULL, NULL }
+};
+
+
 void
 admin_events(admin_t *admin, int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "list") == 0) {
-        admin_events_list(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-        admin_usage(admin, 1);
-
-    } else {
-        admin_fail(admin, "events: expected \"list\"; run humanhours-admin "
-                   "--help for the options");
-    }
+    admin_run_subcommand(admin, "events", admin_events_subcommands,
+                         "\"list\"", argc, argv);
 }
 
 

@@ -31,25 +31,19 @@ static void admin_key_list(admin_t *admin, int argc, char **argv);
 static void admin_key_revoke(admin_t *admin, int argc, char **argv);
 
 
+static const admin_command_t  admin_key_subcommands[] = {
+    { "create", admin_key_create },
+    { "list", admin_key_list },
+    { "revoke", admin_key_revoke },
+    { NULL, NULL }
+};
+
+
 void
 admin_key(admin_t *admin, int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "create") == 0) {
-        admin_key_create(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "list") == 0) {
-        admin_key_list(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "revoke") == 0) {
-        admin_key_revoke(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-        admin_usage(admin, 1);
-
-    } else {
-        admin_fail(admin, "key: expected \"create\", \"list\" or \"revoke\"; "
-                   "run humanhours-admin --help for the options");
-    }
+    admin_run_subcommand(admin, "key", admin_key_subcommands,
+                         "\"create\", \"list\" or \"revoke\"", argc, argv);
 }
 
 
@@ -214,36 +208,12 @@ admin_key_insert(admin_t *admin, const char *org, const char *key,
 static void
 admin_key_list(admin_t *admin, int argc, char **argv)
 {
-    int           c, row, nparams;
+    int           nparams;
     PGresult     *res;
     const char   *org, *sql;
     hhw_error_t   err;
 
-    static const struct option  options[] = {
-        { "org", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-
-    org = NULL;
-
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            org = optarg;
-            admin_parse_positive(admin, org, "--org");
-            break;
-        case 'h':
-            admin_usage(admin, 1);
-        default:
-            admin_bad_option(admin, "key list", c, argv);
-        }
-    }
-
-    if (optind != argc) {
-        admin_fail(admin, "key list: unexpected argument \"%s\"",
-                   argv[optind]);
-    }
+    org = admin_parse_list_options(admin, "key list", argc, argv);
 
     if (org != NULL) {
         sql = "SELECT prefix, mode, org_id,"
@@ -267,14 +237,7 @@ admin_key_list(admin_t *admin, int argc, char **argv)
 
     printf("prefix\tmode\torg\tcreated_at\tlast_used_on\trevoked_at\n");
 
-    for (row = 0; row < PQntuples(res); row++) {
-        admin_print_field(res, row, 0, "\t");
-        admin_print_field(res, row, 1, "\t");
-        admin_print_field(res, row, 2, "\t");
-        admin_print_field(res, row, 3, "\t");
-        admin_print_field(res, row, 4, "\t");
-        admin_print_field(res, row, 5, "\n");
-    }
+    admin_print_rows(res, 6);
 
     PQclear(res);
 }

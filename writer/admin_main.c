@@ -24,12 +24,6 @@
 #define ADMIN_TASK_TYPE_KEY_MAX  64
 
 
-typedef struct {
-    const char  *name;
-    void       (*run)(admin_t *admin, int argc, char **argv);
-} admin_command_t;
-
-
 static const admin_command_t  admin_commands[] = {
     { "migrate", admin_migrate },
     { "org", admin_org },
@@ -553,6 +547,124 @@ admin_print_field(const PGresult *res, int row, int column, const char *end)
     fputs(PQgetisnull(res, row, column) ? "-" : PQgetvalue(res, row, column),
           stdout);
     fputs(end, stdout);
+}
+
+
+void
+admin_print_rows(const PGresult *res, int columns)
+{
+    int  row, column;
+
+    for (row = 0; res != NULL && row < PQntuples(res); row++) {
+        for (column = 0; column < columns; column++) {
+            admin_print_field(res, row, column,
+                              column == columns - 1 ? "\n" : "\t");
+        }
+    }
+}
+
+
+void
+admin_run_subcommand(admin_t *admin, const char *command,
+    const admin_command_t *subcommands, const char *expected, int argc,
+    char **argv)
+{
+    const admin_command_t  *sub;
+
+    if (argc >= 2) {
+        for (sub = subcommands; sub->name != NULL; sub++) {
+            if (strcmp(argv[1], sub->name) == 0) {
+                sub->run(admin, argc - 1, argv + 1);
+                return;
+            }
+        }
+
+        if (strcmp(argv[1], "--help") == 0) {
+            admin_usage(admin, 1);
+        }
+    }
+
+    admin_fail(admin, "%s: expected %s; run humanhours-admin --help for the "
+               "options", command, expected);
+}
+
+
+const char *
+admin_parse_org_options(admin_t *admin, const char *command, int argc,
+    char **argv, int nargs, const char *expected)
+{
+    int          c;
+    const char  *org;
+
+    static const struct option  options[] = {
+        { "org", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    org = NULL;
+
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            org = optarg;
+            break;
+        case 'h':
+            admin_usage(admin, 1);
+        default:
+            admin_bad_option(admin, command, c, argv);
+        }
+    }
+
+    if (argc - optind != nargs) {
+        admin_fail(admin, "%s: expected %s; run humanhours-admin --help for "
+                   "the options", command, expected);
+    }
+
+    if (org == NULL) {
+        admin_fail(admin, "%s: --org is required", command);
+    }
+
+    admin_parse_positive(admin, org, "--org");
+
+    return org;
+}
+
+
+const char *
+admin_parse_list_options(admin_t *admin, const char *command, int argc,
+    char **argv)
+{
+    int          c;
+    const char  *org;
+
+    static const struct option  options[] = {
+        { "org", required_argument, NULL, 'o' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+
+    org = NULL;
+
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'o':
+            org = optarg;
+            admin_parse_positive(admin, org, "--org");
+            break;
+        case 'h':
+            admin_usage(admin, 1);
+        default:
+            admin_bad_option(admin, command, c, argv);
+        }
+    }
+
+    if (optind != argc) {
+        admin_fail(admin, "%s: unexpected argument \"%s\"", command,
+                   argv[optind]);
+    }
+
+    return org;
 }
 
 

@@ -28,25 +28,19 @@ static void admin_org_assign(char *sql, size_t size, const char *format,
 static void admin_org_print_settings(admin_t *admin, const char *org);
 
 
+static const admin_command_t  admin_org_subcommands[] = {
+    { "create", admin_org_create },
+    { "set", admin_org_set },
+    { "list", admin_org_list },
+    { NULL, NULL }
+};
+
+
 void
 admin_org(admin_t *admin, int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "create") == 0) {
-        admin_org_create(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "set") == 0) {
-        admin_org_set(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "list") == 0) {
-        admin_org_list(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-        admin_usage(admin, 1);
-
-    } else {
-        admin_fail(admin, "org: expected \"create\", \"set\" or \"list\"; "
-                   "run humanhours-admin --help for the options");
-    }
+    admin_run_subcommand(admin, "org", admin_org_subcommands,
+                         "\"create\", \"set\" or \"list\"", argc, argv);
 }
 
 
@@ -366,13 +360,7 @@ admin_org_print_settings(admin_t *admin, const char *org)
     printf("id\tplan\tcurrency\thourly_rate\trate_limit\tmonthly_events"
            "\thard_cap\n");
 
-    admin_print_field(res, 0, 0, "\t");
-    admin_print_field(res, 0, 1, "\t");
-    admin_print_field(res, 0, 2, "\t");
-    admin_print_field(res, 0, 3, "\t");
-    admin_print_field(res, 0, 4, "\t");
-    admin_print_field(res, 0, 5, "\t");
-    admin_print_field(res, 0, 6, "\n");
+    admin_print_rows(res, 7);
 
     PQclear(res);
 }
@@ -381,7 +369,6 @@ admin_org_print_settings(admin_t *admin, const char *org)
 static void
 admin_org_list(admin_t *admin, int argc, char **argv)
 {
-    int           row;
     PGresult     *res;
     hhw_error_t   err;
 
@@ -403,13 +390,7 @@ admin_org_list(admin_t *admin, int argc, char **argv)
 
     printf("id\tname\tplan\tcurrency\thourly_rate\n");
 
-    for (row = 0; row < PQntuples(res); row++) {
-        admin_print_field(res, row, 0, "\t");
-        admin_print_field(res, row, 1, "\t");
-        admin_print_field(res, row, 2, "\t");
-        admin_print_field(res, row, 3, "\t");
-        admin_print_field(res, row, 4, "\n");
-    }
+    admin_print_rows(res, 5);
 
     PQclear(res);
 }

@@ -71,22 +71,18 @@ static void admin_prices_append_array(hhw_buf_t *buf, admin_price_t *prices,
     size_t n, size_t offset);
 
 
+static const admin_command_t  admin_prices_subcommands[] = {
+    { "load", admin_prices_load },
+    { "list", admin_prices_list },
+    { NULL, NULL }
+};
+
+
 void
 admin_prices(admin_t *admin, int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "load") == 0) {
-        admin_prices_load(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "list") == 0) {
-        admin_prices_list(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-        admin_usage(admin, 1);
-
-    } else {
-        admin_fail(admin, "prices: expected \"load\" or \"list\"; run "
-                   "humanhours-admin --help for the options");
-    }
+    admin_run_subcommand(admin, "prices", admin_prices_subcommands,
+                         "\"load\" or \"list\"", argc, argv);
 }
 
 
@@ -219,7 +215,6 @@ admin_prices_load(admin_t *admin, int argc, char **argv)
 static void
 admin_prices_list(admin_t *admin, int argc, char **argv)
 {
-    int           row;
     PGresult     *res;
     hhw_error_t   err;
 
@@ -242,11 +237,7 @@ admin_prices_list(admin_t *admin, int argc, char **argv)
 
     printf("model\tinput_per_million\toutput_per_million\n");
 
-    for (row = 0; row < PQntuples(res); row++) {
-        admin_print_field(res, row, 0, "\t");
-        admin_print_field(res, row, 1, "\t");
-        admin_print_field(res, row, 2, "\n");
-    }
+    admin_print_rows(res, 3);
 
     PQclear(res);
 }

@@ -20,29 +20,21 @@
 static void admin_rate_set(admin_t *admin, int argc, char **argv);
 static void admin_rate_unset(admin_t *admin, int argc, char **argv);
 static void admin_rate_list(admin_t *admin, int argc, char **argv);
-static const char *admin_rate_options(admin_t *admin, const char *command,
-    int argc, char **argv, int nargs);
+
+
+static const admin_command_t  admin_rate_subcommands[] = {
+    { "set", admin_rate_set },
+    { "unset", admin_rate_unset },
+    { "list", admin_rate_list },
+    { NULL, NULL }
+};
 
 
 void
 admin_rate(admin_t *admin, int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "set") == 0) {
-        admin_rate_set(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "unset") == 0) {
-        admin_rate_unset(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "list") == 0) {
-        admin_rate_list(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-        admin_usage(admin, 1);
-
-    } else {
-        admin_fail(admin, "rate: expected \"set\", \"unset\" or \"list\"; "
-                   "run humanhours-admin --help for the options");
-    }
+    admin_run_subcommand(admin, "rate", admin_rate_subcommands,
+                         "\"set\", \"unset\" or \"list\"", argc, argv);
 }
 
 
@@ -55,7 +47,8 @@ admin_rate_set(admin_t *admin, int argc, char **argv)
 
     static const char  command[] = "rate set";
 
-    org = admin_rate_options(admin, command, argc, argv, 2);
+    org = admin_parse_org_options(admin, command, argc, argv, 2,
+                                  "an agent id and an hourly rate");
     agent = argv[optind];
     rate = argv[optind + 1];
 
@@ -96,7 +89,8 @@ admin_rate_unset(admin_t *admin, int argc, char **argv)
 
     static const char  command[] = "rate unset";
 
-    org = admin_rate_options(admin, command, argc, argv, 1);
+    org = admin_parse_org_options(admin, command, argc, argv, 1,
+                                  "one agent id");
     agent = argv[optind];
 
     admin_check_text(admin, command, "AGENT_ID", agent,
@@ -138,7 +132,8 @@ admin_rate_list(admin_t *admin, int argc, char **argv)
 
     static const char  command[] = "rate list";
 
-    org = admin_rate_options(admin, command, argc, argv, 0);
+    org = admin_parse_org_options(admin, command, argc, argv, 0,
+                                  "no argument besides --org");
 
     res = hhw_pg_query(admin_pg(admin),
                        "SELECT o.id, r.agent_id, r.hourly_rate"
@@ -167,53 +162,4 @@ admin_rate_list(admin_t *admin, int argc, char **argv)
     }
 
     PQclear(res);
-}
-
-
-/*
- * Parses --org and checks for nargs positional arguments, which then start
- * at argv[optind]. Returns the organisation id.
- */
-static const char *
-admin_rate_options(admin_t *admin, const char *command, int argc,
-    char **argv, int nargs)
-{
-    int          c;
-    const char  *org;
-
-    static const struct option  options[] = {
-        { "org", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-
-    org = NULL;
-
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            org = optarg;
-            break;
-        case 'h':
-            admin_usage(admin, 1);
-        default:
-            admin_bad_option(admin, command, c, argv);
-        }
-    }
-
-    if (argc - optind != nargs) {
-        admin_fail(admin, "%s: expected %s; run humanhours-admin --help for "
-                   "the options", command,
-                   nargs == 0 ? "no argument besides --org"
-                   : nargs == 1 ? "one agent id"
-                                : "an agent id and an hourly rate");
-    }
-
-    if (org == NULL) {
-        admin_fail(admin, "%s: --org is required", command);
-    }
-
-    admin_parse_positive(admin, org, "--org");
-
-    return org;
 }

@@ -22,8 +22,9 @@ static void admin_tasktype_unoverride(admin_t *admin, int argc, char **argv);
 static void admin_tasktype_create(admin_t *admin, int argc, char **argv);
 static void admin_tasktype_archive(admin_t *admin, int argc, char **argv);
 static void admin_tasktype_list(admin_t *admin, int argc, char **argv);
-static const char *admin_tasktype_options(admin_t *admin,
-    const char *command, int argc, char **argv, int nargs);
+static void admin_tasktype_change(admin_t *admin, const char *command,
+    int argc, char **argv, const char *sql, const char *action,
+    const char *missing);
 static void admin_tasktype_check_feature(admin_t *admin, const char *command,
     const char *org, int pro);
 static int admin_tasktype_is_builtin(admin_t *admin, const char *command,
@@ -32,32 +33,22 @@ static void admin_tasktype_check_category(admin_t *admin,
     const char *command, const char *category);
 
 
+static const admin_command_t  admin_tasktype_subcommands[] = {
+    { "override", admin_tasktype_override },
+    { "unoverride", admin_tasktype_unoverride },
+    { "create", admin_tasktype_create },
+    { "archive", admin_tasktype_archive },
+    { "list", admin_tasktype_list },
+    { NULL, NULL }
+};
+
+
 void
 admin_tasktype(admin_t *admin, int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "override") == 0) {
-        admin_tasktype_override(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "unoverride") == 0) {
-        admin_tasktype_unoverride(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "create") == 0) {
-        admin_tasktype_create(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "archive") == 0) {
-        admin_tasktype_archive(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "list") == 0) {
-        admin_tasktype_list(admin, argc - 1, argv + 1);
-
-    } else if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
-        admin_usage(admin, 1);
-
-    } else {
-        admin_fail(admin, "tasktype: expected \"override\", \"unoverride\", "
-                   "\"create\", \"archive\" or \"list\"; run "
-                   "humanhours-admin --help for the options");
-    }
+    admin_run_subcommand(admin, "tasktype", admin_tasktype_subcommands,
+                         "\"override\", \"unoverride\", \"create\", "
+                         "\"archive\" or \"list\"", argc, argv);
 }
 
 
@@ -70,7 +61,8 @@ admin_tasktype_override(admin_t *admin, int argc, char **argv)
 
     static const char  command[] = "tasktype override";
 
-    org = admin_tasktype_options(admin, command, argc, argv, 2);
+    org = admin_parse_org_options(admin, command, argc, argv, 2,
+                                  "a task type key and the minutes");
     key = argv[optind];
     minutes = argv[optind + 1];
 
@@ -124,41 +116,12 @@ admin_tasktype_override(admin_t *admin, int argc, char **argv)
 static void
 admin_tasktype_unoverride(admin_t *admin, int argc, char **argv)
 {
-    PGresult     *res;
-    const char   *org, *key, *params[2];
-    hhw_error_t   err;
-
-    static const char  command[] = "tasktype unoverride";
-
-    org = admin_tasktype_options(admin, command, argc, argv, 1);
-    key = argv[optind];
-
-    admin_check_task_type_key(admin, command, key);
-
-    admin_begin_org(admin, command, org);
-
-    params[0] = org;
-    params[1] = key;
-
-    res = hhw_pg_query(admin->pg,
-                       "DELETE FROM org_task_types"
-                       " WHERE org_id = $1::bigint AND key = $2"
-                       " AND kind = 'override'"
-                       " RETURNING key",
-                       2, params, &err);
-    if (res == NULL) {
-        admin_fail(admin, "%s: removing the override failed: %s", command,
-                   err.text);
-    }
-
-    if (PQntuples(res) == 0) {
-        admin_fail(admin, "%s: organisation %s has no override of \"%s\"",
-                   command, org, key);
-    }
-
-    PQclear(res);
-
-    admin_commit_org(admin, command, org);
+    admin_tasktype_change(admin, "tasktype unoverride", argc, argv,
+                          "DELETE FROM org_task_types"
+                          " WHERE org_id = $1::bigint AND key = $2"
+                          " AND kind = 'override'"
+                          " RETURNING key",
+                          "removing the override", "no override of");
 }
 
 
@@ -277,41 +240,13 @@ admin_tasktype_create(admin_t *admin, int argc, char **argv)
 static void
 admin_tasktype_archive(admin_t *admin, int argc, char **argv)
 {
-    PGresult     *res;
-    const char   *org, *key, *params[2];
-    hhw_error_t   err;
-
-    static const char  command[] = "tasktype archive";
-
-    org = admin_tasktype_options(admin, command, argc, argv, 1);
-    key = argv[optind];
-
-    admin_check_task_type_key(admin, command, key);
-
-    admin_begin_org(admin, command, org);
-
-    params[0] = org;
-    params[1] = key;
-
-    res = hhw_pg_query(admin->pg,
-                       "UPDATE org_task_types SET archived_at = now()"
-                       " WHERE org_id = $1::bigint AND key = $2"
-                       " AND kind = 'custom' AND archived_at IS NULL"
-                       " RETURNING key",
-                       2, params, &err);
-    if (res == NULL) {
-        admin_fail(admin, "%s: archiving the task type failed: %s", command,
-                   err.text);
-    }
-
-    if (PQntuples(res) == 0) {
-        admin_fail(admin, "%s: organisation %s has no active custom task "
-                   "type \"%s\"", command, org, key);
-    }
-
-    PQclear(res);
-
-    admin_commit_org(admin, command, org);
+    admin_tasktype_change(admin, "tasktype archive", argc, argv,
+                          "UPDATE org_task_types SET archived_at = now()"
+                          " WHERE org_id = $1::bigint AND key = $2"
+                          " AND kind = 'custom' AND archived_at IS NULL"
+                          " RETURNING key",
+                          "archiving the task type",
+                          "no active custom task type");
 }
 
 
@@ -324,7 +259,7 @@ admin_tasktype_archive(admin_t *admin, int argc, char **argv)
 static void
 admin_tasktype_list(admin_t *admin, int argc, char **argv)
 {
-    int           c, row;
+    int           c;
     PGresult     *res;
     const char   *org, *category, *params[2];
     hhw_error_t   err;
@@ -424,65 +359,49 @@ admin_tasktype_list(admin_t *admin, int argc, char **argv)
 
     printf("key\tcategory\tname\tbaseline_minutes\tsource\tstate\n");
 
-    for (row = 0; res != NULL && row < PQntuples(res); row++) {
-        admin_print_field(res, row, 0, "\t");
-        admin_print_field(res, row, 1, "\t");
-        admin_print_field(res, row, 2, "\t");
-        admin_print_field(res, row, 3, "\t");
-        admin_print_field(res, row, 4, "\t");
-        admin_print_field(res, row, 5, "\n");
-    }
+    admin_print_rows(res, 6);
 
     PQclear(res);
 }
 
 
 /*
- * Parses the options of a subcommand that takes --org and nargs
- * positional arguments, which then start at argv[optind]. Returns the
- * organisation id.
+ * Runs sql, which changes one task type of the organisation on every plan
+ * and returns a row when it found one, for a subcommand that takes --org
+ * and a key. The error texts name the action and what was missing.
  */
-static const char *
-admin_tasktype_options(admin_t *admin, const char *command, int argc,
-    char **argv, int nargs)
+static void
+admin_tasktype_change(admin_t *admin, const char *command, int argc,
+    char **argv, const char *sql, const char *action, const char *missing)
 {
-    int          c;
-    const char  *org;
+    PGresult     *res;
+    const char   *org, *key, *params[2];
+    hhw_error_t   err;
 
-    static const struct option  options[] = {
-        { "org", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
+    org = admin_parse_org_options(admin, command, argc, argv, 1,
+                                  "one task type key");
+    key = argv[optind];
 
-    org = NULL;
+    admin_check_task_type_key(admin, command, key);
 
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            org = optarg;
-            break;
-        case 'h':
-            admin_usage(admin, 1);
-        default:
-            admin_bad_option(admin, command, c, argv);
-        }
+    admin_begin_org(admin, command, org);
+
+    params[0] = org;
+    params[1] = key;
+
+    res = hhw_pg_query(admin->pg, sql, 2, params, &err);
+    if (res == NULL) {
+        admin_fail(admin, "%s: %s failed: %s", command, action, err.text);
     }
 
-    if (argc - optind != nargs) {
-        admin_fail(admin, "%s: expected %s; run humanhours-admin --help for "
-                   "the options", command,
-                   nargs == 1 ? "one task type key"
-                              : "a task type key and the minutes");
+    if (PQntuples(res) == 0) {
+        admin_fail(admin, "%s: organisation %s has %s \"%s\"", command, org,
+                   missing, key);
     }
 
-    if (org == NULL) {
-        admin_fail(admin, "%s: --org is required", command);
-    }
+    PQclear(res);
 
-    admin_parse_positive(admin, org, "--org");
-
-    return org;
+    admin_commit_org(admin, command, org);
 }
 
 

@@ -43,39 +43,23 @@ static void admin_webhook_require_plan(admin_t *admin, const char *command,
     const char *org, const char *plan, const char *pro_features);
 
 
+static const admin_command_t  admin_webhook_subcommands[] = {
+    { "add", admin_webhook_add },
+    { "list", admin_webhook_list },
+    { "remove", admin_webhook_remove },
+    { "test", admin_webhook_test },
+    { "rotate-secret", admin_webhook_rotate },
+    { "deliveries", admin_webhook_deliveries },
+    { NULL, NULL }
+};
+
+
 void
 admin_webhook(admin_t *admin, int argc, char **argv)
 {
-    const char  *sub;
-
-    sub = argc >= 2 ? argv[1] : "";
-
-    if (strcmp(sub, "add") == 0) {
-        admin_webhook_add(admin, argc - 1, argv + 1);
-
-    } else if (strcmp(sub, "list") == 0) {
-        admin_webhook_list(admin, argc - 1, argv + 1);
-
-    } else if (strcmp(sub, "remove") == 0) {
-        admin_webhook_remove(admin, argc - 1, argv + 1);
-
-    } else if (strcmp(sub, "test") == 0) {
-        admin_webhook_test(admin, argc - 1, argv + 1);
-
-    } else if (strcmp(sub, "rotate-secret") == 0) {
-        admin_webhook_rotate(admin, argc - 1, argv + 1);
-
-    } else if (strcmp(sub, "deliveries") == 0) {
-        admin_webhook_deliveries(admin, argc - 1, argv + 1);
-
-    } else if (strcmp(sub, "--help") == 0) {
-        admin_usage(admin, 1);
-
-    } else {
-        admin_fail(admin, "webhook: expected \"add\", \"list\", \"remove\", "
-                   "\"test\", \"rotate-secret\" or \"deliveries\"; run "
-                   "humanhours-admin --help for the options");
-    }
+    admin_run_subcommand(admin, "webhook", admin_webhook_subcommands,
+                         "\"add\", \"list\", \"remove\", \"test\", "
+                         "\"rotate-secret\" or \"deliveries\"", argc, argv);
 }
 
 
@@ -213,36 +197,12 @@ admin_webhook_add(admin_t *admin, int argc, char **argv)
 static void
 admin_webhook_list(admin_t *admin, int argc, char **argv)
 {
-    int           c, row, nparams;
+    int           nparams;
     PGresult     *res;
     const char   *org, *sql;
     hhw_error_t   err;
 
-    static const struct option  options[] = {
-        { "org", required_argument, NULL, 'o' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 }
-    };
-
-    org = NULL;
-
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (c) {
-        case 'o':
-            org = optarg;
-            admin_parse_positive(admin, org, "--org");
-            break;
-        case 'h':
-            admin_usage(admin, 1);
-        default:
-            admin_bad_option(admin, "webhook list", c, argv);
-        }
-    }
-
-    if (optind != argc) {
-        admin_fail(admin, "webhook list: unexpected argument \"%s\"",
-                   argv[optind]);
-    }
+    org = admin_parse_list_options(admin, "webhook list", argc, argv);
 
     sql = "SELECT id, org_id, mode, status, failures,"
           " array_to_string(event_types, ','), url,"
@@ -265,18 +225,7 @@ admin_webhook_list(admin_t *admin, int argc, char **argv)
     printf("id\torg\tmode\tstatus\tfailures\tevents\turl\tcreated_at"
            "\told_secret_until\tdisabled_reason\n");
 
-    for (row = 0; row < PQntuples(res); row++) {
-        admin_print_field(res, row, 0, "\t");
-        admin_print_field(res, row, 1, "\t");
-        admin_print_field(res, row, 2, "\t");
-        admin_print_field(res, row, 3, "\t");
-        admin_print_field(res, row, 4, "\t");
-        admin_print_field(res, row, 5, "\t");
-        admin_print_field(res, row, 6, "\t");
-        admin_print_field(res, row, 7, "\t");
-        admin_print_field(res, row, 8, "\t");
-        admin_print_field(res, row, 9, "\n");
-    }
+    admin_print_rows(res, 10);
 
     PQclear(res);
 }
@@ -575,7 +524,7 @@ admin_webhook_rotate(admin_t *admin, int argc, char **argv)
 static void
 admin_webhook_deliveries(admin_t *admin, int argc, char **argv)
 {
-    int           c, row;
+    int           c;
     PGresult     *res;
     const char   *params[3];
     hhw_error_t   err;
@@ -642,18 +591,7 @@ admin_webhook_deliveries(admin_t *admin, int argc, char **argv)
     printf("message_id\tendpoint\ttype\tstatus\tattempt\tstarted_at"
            "\thttp_status\tlatency_ms\terror\tnext_attempt_at\n");
 
-    for (row = 0; row < PQntuples(res); row++) {
-        admin_print_field(res, row, 0, "\t");
-        admin_print_field(res, row, 1, "\t");
-        admin_print_field(res, row, 2, "\t");
-        admin_print_field(res, row, 3, "\t");
-        admin_print_field(res, row, 4, "\t");
-        admin_print_field(res, row, 5, "\t");
-        admin_print_field(res, row, 6, "\t");
-        admin_print_field(res, row, 7, "\t");
-        admin_print_field(res, row, 8, "\t");
-        admin_print_field(res, row, 9, "\n");
-    }
+    admin_print_rows(res, 10);
 
     PQclear(res);
 }
