@@ -17,6 +17,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use Humanhours::Stack;
+use Humanhours::TestUtil qw(create_key metrics growth);
 
 my $REQUESTS = 1000;
 
@@ -53,12 +54,12 @@ for my $name (qw(humanhours_key_cache_hits_total
 
 # One key, 1000 requests one after another.
 
-my $sequential_key = create_key();
-my $before = metrics();
+my $sequential_key = create_key($stack, $org);
+my $before = metrics($stack);
 
 my $statuses = $stack->request_many(request => track($sequential_key),
                                     count => $REQUESTS, parallel => 1);
-my $growth = growth($before, metrics());
+my $growth = growth($before, metrics($stack));
 
 is count_of(201, $statuses), $REQUESTS,
     "one after another: $REQUESTS answers 201";
@@ -73,12 +74,12 @@ is $growth->{humanhours_key_cache_hits_total}, $REQUESTS - 1,
 # A new key, 1000 requests from 50 connections at once: the misses that
 # arrive while the first one verifies wait for its result.
 
-my $concurrent_key = create_key();
-$before = metrics();
+my $concurrent_key = create_key($stack, $org);
+$before = metrics($stack);
 
 $statuses = $stack->request_many(request => track($concurrent_key),
                                  count => $REQUESTS, parallel => 50);
-$growth = growth($before, metrics());
+$growth = growth($before, metrics($stack));
 
 is count_of(201, $statuses), $REQUESTS, "at once: $REQUESTS answers 201";
 is $growth->{humanhours_argon2id_verifications_total}, 1,
@@ -93,13 +94,13 @@ is $growth->{humanhours_key_cache_hits_total}, $REQUESTS - 1,
 # prefix: the wrong secret is verified on its own, and the 50 misses of the
 # good key still share one verification.
 
-my $contested_key = create_key();
+my $contested_key = create_key($stack, $org);
 my @contested = (track(substr($contested_key, 0, 17) . ('V' x 48)),
                  (track($contested_key)) x 50);
-$before = metrics();
+$before = metrics($stack);
 
 $statuses = $stack->request_many(requests => \@contested, parallel => 51);
-$growth = growth($before, metrics());
+$growth = growth($before, metrics($stack));
 
 is $statuses->[0], 401, 'wrong secret among a burst: 401';
 is count_of(201, $statuses), 50, 'wrong secret among a burst: good key 50'
@@ -113,10 +114,10 @@ is $growth->{humanhours_argon2id_verifications_total}, 2,
 # A wrong secret for the cached prefix.
 
 my $wrong_key = substr($concurrent_key, 0, 17) . ('W' x 48);
-$before = metrics();
+$before = metrics($stack);
 
 $res = $stack->request(%{ track($wrong_key) });
-$growth = growth($before, metrics());
+$growth = growth($before, metrics($stack));
 
 is $res->{status}, 401, 'wrong secret: 401';
 is $res->{json}{error}{code}, 'invalid_api_key',
@@ -126,9 +127,9 @@ is $growth->{humanhours_argon2id_verifications_total}, 1,
 is $growth->{humanhours_argon2id_failures_total}, 1,
     'wrong secret: counted as a failure';
 
-$before = metrics();
+$before = metrics($stack);
 $res = $stack->request(%{ track($concurrent_key) });
-$growth = growth($before, metrics());
+$growth = growth($before, metrics($stack));
 
 is $res->{status}, 201, 'good key after a wrong secret: 201';
 is $growth->{humanhours_key_cache_hits_total}, 1,
@@ -138,9 +139,9 @@ is $growth->{humanhours_argon2id_verifications_total}, 0,
 
 # The default failure_ttl is 1 s, so a retry at once is answered from the
 # cache's record of the failure.
-$before = metrics();
+$before = metrics($stack);
 $res = $stack->request(%{ track($wrong_key) });
-$growth = growth($before, metrics());
+$growth = growth($before, metrics($stack));
 
 is $res->{status}, 401, 'same wrong secret again: 401';
 is $res->{json}{error}{code}, 'invalid_api_key',
@@ -148,9 +149,9 @@ is $res->{json}{error}{code}, 'invalid_api_key',
 is $growth->{humanhours_argon2id_verifications_total}, 0,
     'same wrong secret again: no verification';
 
-$before = metrics();
+$before = metrics($stack);
 $res = $stack->request(%{ track($concurrent_key) });
-$growth = growth($before, metrics());
+$growth = growth($before, metrics($stack));
 
 is $res->{status}, 201, 'good key at the end: 201';
 is $growth->{humanhours_argon2id_verifications_total}, 0,
@@ -162,8 +163,8 @@ is $growth->{humanhours_argon2id_verifications_total}, 0,
 # each key is a hit.
 
 my $LEAVING = 10;
-my @leaving_keys = map { create_key() } 1 .. $LEAVING;
-$before = metrics();
+my @leaving_keys = map { create_key($stack, $org) } 1 .. $LEAVING;
+$before = metrics($stack);
 
 my $left = $stack->request_many(requests => [map { track($_) }
                                               @leaving_keys],
@@ -174,7 +175,7 @@ my $left = $stack->request_many(requests => [map { track($_) }
 my $verified = 0;
 $stack->wait_until(
     sub {
-        my $now = growth($before, metrics())
+        my $now = growth($before, metrics($stack))
                       ->{humanhours_argon2id_verifications_total};
         my $settled = $now > 0 && $now == $verified;
         $verified = $now;
@@ -188,7 +189,7 @@ $stack->wait_until(
 $statuses = $stack->request_many(requests => [map { track($_) }
                                               @leaving_keys],
                                  parallel => $LEAVING);
-$growth = growth($before, metrics());
+$growth = growth($before, metrics($stack));
 
 diag count_of(0, $left) . " of $LEAVING clients left before an answer;"
     . " $verified keys verified";
@@ -200,9 +201,9 @@ is $growth->{humanhours_argon2id_verifications_total}, $LEAVING,
 
 # The first key is still cached after all of that.
 
-$before = metrics();
+$before = metrics($stack);
 $res = $stack->request(%{ track($sequential_key) });
-$growth = growth($before, metrics());
+$growth = growth($before, metrics($stack));
 
 is $res->{status}, 201, 'first key again: 201';
 is $growth->{humanhours_key_cache_hits_total}, 1, 'first key again: cache hit';
@@ -211,12 +212,6 @@ $stack->check_error_log('key cache');
 
 done_testing;
 
-
-sub create_key () {
-    my $key = $stack->admin('key', 'create', '--org', $org);
-    chomp $key;
-    return $key;
-}
 
 # Returns request() arguments for one valid track call with the given key.
 sub track ($key) {
@@ -231,26 +226,6 @@ sub track ($key) {
 
 sub count_of ($status, $statuses) {
     return scalar grep { $_ == $status } @$statuses;
-}
-
-# Returns the module's counters, keyed by metric name with any labels, from
-# the metrics location.
-sub metrics () {
-    my $res = $stack->request(method => 'GET', path => '/humanhours/metrics',
-                              scheme => 'http');
-    die "the metrics location answered $res->{status}\n"
-        unless $res->{status} == 200;
-
-    my %values;
-    for my $line (split /\n/, $res->{body}) {
-        $values{$1} = $2 if $line =~ /^(\w+(?:\{[^}]*\})?) (\d+)$/;
-    }
-    return \%values;
-}
-
-# Returns how much each counter grew from one metrics() result to the next.
-sub growth ($before, $after) {
-    return { map { $_ => $after->{$_} - ($before->{$_} // 0) } keys %$after };
 }
 
 # Raises the organisation's per-key rate limit, so that the load measures

@@ -14,6 +14,7 @@ use lib "$FindBin::Bin/lib";
 
 use Test::More;
 use Humanhours::Stack;
+use Humanhours::TestUtil qw(create_key prefix_of metrics growth);
 
 my $WORKERS = 2;
 
@@ -36,8 +37,8 @@ $stack->psql('UPDATE organisations SET rate_limit = 1000000 WHERE id = :org',
              { org => $org });
 $stack->redis_cli('HSET', "hh:org:$org", 'rate_limit', '1000000');
 
-my $cached_key = create_key();
-my $uncached_key = create_key();
+my $cached_key = create_key($stack, $org);
+my $uncached_key = create_key($stack, $org);
 
 $stack->wait_until(
     sub { $stack->redis_cli('EXISTS', 'hh:tasktypes') =~ /^1/ },
@@ -55,7 +56,7 @@ my $body = '{"agent_id":"revoke-agent","task_type":"ticket_routing",'
 # Both workers serve the first key from the cache: one miss in all, and
 # 201s from every worker.
 
-my $before = metrics();
+my $before = metrics($stack);
 my $log_offset = log_size();
 my ($bursts, $accepted) = (0, 0);
 my %workers;
@@ -67,7 +68,7 @@ while ($bursts < $MAX_BURSTS && keys %workers < $WORKERS) {
     $bursts++;
     %workers = workers_since($log_offset, 201);
 }
-my $growth = growth($before, metrics());
+my $growth = growth($before, metrics($stack));
 
 is $accepted, $BURST * $bursts, 'cached key: every request answered 201';
 is scalar keys %workers, $WORKERS,
@@ -167,16 +168,6 @@ $stack->check_error_log('revocation');
 done_testing;
 
 
-sub create_key () {
-    my $key = $stack->admin('key', 'create', '--org', $org);
-    chomp $key;
-    return $key;
-}
-
-sub prefix_of ($key) {
-    return substr $key, 8, 8;
-}
-
 sub track ($key) {
     return {
         method  => 'POST',
@@ -209,21 +200,4 @@ sub read_from ($path, $offset) {
     seek $file, $offset, 0;
     local $/;
     return <$file> // '';
-}
-
-sub metrics () {
-    my $res = $stack->request(method => 'GET', path => '/humanhours/metrics',
-                              scheme => 'http');
-    die "the metrics location answered $res->{status}\n"
-        unless $res->{status} == 200;
-
-    my %values;
-    for my $line (split /\n/, $res->{body}) {
-        $values{$1} = $2 if $line =~ /^(\w+(?:\{[^}]*\})?) (\d+)$/;
-    }
-    return \%values;
-}
-
-sub growth ($before, $after) {
-    return { map { $_ => $after->{$_} - ($before->{$_} // 0) } keys %$after };
 }

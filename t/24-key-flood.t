@@ -17,10 +17,11 @@ use feature qw(say signatures);
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Humanhours::Stack;
+use Humanhours::TestUtil qw(create_key prefix_of start_wrk finish_wrk
+                            metrics growth);
 
 my $VERIFY_RATE = 5;              # verifications per second per prefix
 my $FLOOD_SECONDS = 10;
@@ -55,8 +56,8 @@ $stack->psql('UPDATE organisations SET rate_limit = 1000000 WHERE id = :org',
              { org => $org });
 $stack->redis_cli('HSET', "hh:org:$org", 'rate_limit', '1000000');
 
-my $key = create_key();
-my $cold_key = create_key();
+my $key = create_key($stack, $org);
+my $cold_key = create_key($stack, $org);
 
 $stack->wait_until(
     sub { $stack->redis_cli('EXISTS', 'hh:tasktypes') =~ /^1/ },
@@ -76,18 +77,18 @@ is $res->{status}, 201, 'valid key before the flood: 201';
 
 # The flood and the valid requests at the same time.
 
-my $before = metrics();
+my $before = metrics($stack);
 my $started = time;
 
-my $flood = start_wrk('flood', flood_script(prefix_of($key)),
+my $flood = start_wrk($stack, 'flood', flood_script(prefix_of($key)),
     connections => $FLOOD_CONNECTIONS, seconds => $FLOOD_SECONDS);
-my $valid = start_wrk('valid', valid_script($key),
+my $valid = start_wrk($stack, 'valid', valid_script($key),
     connections => $VALID_CONNECTIONS, seconds => $FLOOD_SECONDS);
 
 my $flood_result = finish_wrk($flood);
 my $valid_result = finish_wrk($valid);
 my $seconds = time - $started;
-my $growth = growth($before, metrics());
+my $growth = growth($before, metrics($stack));
 
 my $verifications = $growth->{humanhours_argon2id_verifications_total};
 my $allowed = $VERIFY_RATE * (int($seconds) + 1) + $VERIFY_SLACK;
@@ -129,7 +130,8 @@ cmp_ok $growth->{humanhours_key_throttled_total}, '>', 0,
 # A flood against a prefix whose valid key is not cached yet. A valid key
 # may have to wait, but must never be told that it is invalid.
 
-my $cold_flood = start_wrk('cold-flood', flood_script(prefix_of($cold_key)),
+my $cold_flood = start_wrk($stack, 'cold-flood',
+    flood_script(prefix_of($cold_key)),
     connections => $FLOOD_CONNECTIONS, seconds => $COLD_FLOOD_SECONDS);
 sleep 1;
 
@@ -159,17 +161,6 @@ is scalar @unretryable, 0,
 $stack->check_error_log('key flood');
 
 done_testing;
-
-
-sub create_key () {
-    my $new_key = $stack->admin('key', 'create', '--org', $org);
-    chomp $new_key;
-    return $new_key;
-}
-
-sub prefix_of ($api_key) {
-    return substr $api_key, 8, 8;
-}
 
 
 # ---------------------------------------------------------------------------
@@ -253,93 +244,4 @@ function request()
   }, '$body')
 end
 LUA
-}
-
-# Starts wrk in the background against the stack's HTTPS port. The script
-# and the output go to NAME.lua and NAME.out in the stack folder.
-sub start_wrk ($name, $lua, %opts) {
-    my $folder = $stack->folder;
-    my $script = "$folder/$name.lua";
-    my $out = "$folder/$name.out";
-
-    open my $file, '>', $script or die "cannot write $script: $!";
-    print $file $lua or die "cannot write $script: $!";
-    close $file or die "cannot write $script: $!";
-
-    my @argv = ('wrk', '--threads', 1, '--connections', $opts{connections},
-                '--duration', "$opts{seconds}s", '--timeout', '10s',
-                '--script', $script, $stack->url('/v1/track'));
-
-    my $pid = fork // die "fork for wrk failed: $!";
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(127);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
-        exec { $argv[0] } @argv or POSIX::_exit(127);
-    }
-
-    return { name => $name, pid => $pid, out => $out,
-             deadline => time + $opts{seconds} + 20 };
-}
-
-# Waits for a wrk run, killing it when it overruns its duration by 20 s,
-# and returns its summary: requests, errors, p50_us, p99_us, max_us,
-# invalid_api_key and statuses (status to count).
-sub finish_wrk ($run) {
-    my $status;
-    while (1) {
-        my $reaped = waitpid $run->{pid}, WNOHANG;
-        if ($reaped == $run->{pid}) {
-            $status = $?;
-            last;
-        }
-        if (time > $run->{deadline}) {
-            kill 'KILL', $run->{pid};
-            waitpid $run->{pid}, 0;
-            die "wrk $run->{name} did not finish in time\n";
-        }
-        sleep 0.1;
-    }
-
-    open my $file, '<', $run->{out} or die "cannot read $run->{out}: $!";
-    my $text = do { local $/; <$file> };
-    close $file;
-    die "wrk $run->{name} failed (wait status $status):\n$text" if $status;
-
-    my %result = (statuses => {}, invalid_api_key => 0);
-    for my $line (split /\n/, $text) {
-        if ($line =~ /^hh status (\d+) (\d+)$/) {
-            $result{statuses}{$1} += $2;
-        } elsif ($line =~ /^hh invalid_api_key (\d+)$/) {
-            $result{invalid_api_key} += $1;
-        } elsif ($line =~ /^hh (\w+) (\d+)$/) {
-            $result{$1} = $2;
-        }
-    }
-    die "wrk $run->{name} printed no summary:\n$text"
-        unless defined $result{requests};
-
-    return \%result;
-}
-
-
-# ---------------------------------------------------------------------------
-# Metrics
-# ---------------------------------------------------------------------------
-
-sub metrics () {
-    my $response = $stack->request(method => 'GET',
-        path => '/humanhours/metrics', scheme => 'http');
-    die "the metrics location answered $response->{status}\n"
-        unless $response->{status} == 200;
-
-    my %values;
-    for my $line (split /\n/, $response->{body}) {
-        $values{$1} = $2 if $line =~ /^(\w+(?:\{[^}]*\})?) (\d+)$/;
-    }
-    return \%values;
-}
-
-sub growth ($from, $to) {
-    return { map { $_ => $to->{$_} - ($from->{$_} // 0) } keys %$to };
 }

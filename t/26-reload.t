@@ -13,10 +13,10 @@ use feature qw(say signatures);
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Humanhours::Stack;
+use Humanhours::TestUtil qw(start_wrk finish_wrk metrics growth);
 
 my $LOAD_SECONDS = 8;
 my $CONNECTIONS = 4;
@@ -98,12 +98,12 @@ is $growth->{humanhours_key_cache_misses_total}, 0,
 
 # After the load, the same key is still a hit.
 
-my $before = metrics();
+my $before = metrics($stack);
 $res = $stack->request(method => 'POST', path => '/v1/track',
     headers => { Authorization => "Bearer $key",
                  'Content-Type' => 'application/json' },
     body => $body);
-$growth = growth($before, metrics());
+$growth = growth($before, metrics($stack));
 
 is $res->{status}, 201, 'after the reloads: 201';
 is $growth->{humanhours_key_cache_hits_total}, 1,
@@ -117,9 +117,10 @@ done_testing;
 # Runs wrk for LOAD_SECONDS while nginx reloads RELOADS times, and returns
 # wrk's summary and the growth of the module's counters over the run.
 sub load_with_reloads ($name, $connection_close) {
-    my $before = metrics();
+    my $before = metrics($stack);
     (my $file_stem = $name) =~ s/\W+/-/g;
-    my $load = start_wrk($file_stem, load_script($key, $connection_close),
+    my $load = start_wrk($stack, $file_stem,
+        load_script($key, $connection_close),
         connections => $CONNECTIONS, seconds => $LOAD_SECONDS);
 
     my $reloaded = 0;
@@ -133,7 +134,7 @@ sub load_with_reloads ($name, $connection_close) {
     }
 
     my $result = finish_wrk($load);
-    my $growth = growth($before, metrics());
+    my $growth = growth($before, metrics($stack));
 
     is $reloaded, $RELOADS, "$name: nginx reloaded $RELOADS times";
     diag sprintf '%s: %d requests during %d reloads, %d socket errors,'
@@ -194,91 +195,4 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $api_key"
 $close
 LUA
-}
-
-# Starts wrk in the background against the stack's HTTPS port. The script
-# and the output go to NAME.lua and NAME.out in the stack folder.
-sub start_wrk ($name, $lua, %opts) {
-    my $folder = $stack->folder;
-    my $script = "$folder/$name.lua";
-    my $out = "$folder/$name.out";
-
-    open my $file, '>', $script or die "cannot write $script: $!";
-    print $file $lua or die "cannot write $script: $!";
-    close $file or die "cannot write $script: $!";
-
-    my @argv = ('wrk', '--threads', 1, '--connections', $opts{connections},
-                '--duration', "$opts{seconds}s", '--timeout', '10s',
-                '--script', $script, $stack->url('/v1/track'));
-
-    my $pid = fork // die "fork for wrk failed: $!";
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', $out or POSIX::_exit(127);
-        open STDERR, '>&', \*STDOUT or POSIX::_exit(127);
-        exec { $argv[0] } @argv or POSIX::_exit(127);
-    }
-
-    return { name => $name, pid => $pid, out => $out,
-             deadline => time + $opts{seconds} + 20 };
-}
-
-# Waits for a wrk run, killing it when it overruns its duration by 20 s,
-# and returns its summary: requests, errors, p50_us, p99_us, max_us and
-# statuses (status to count).
-sub finish_wrk ($run) {
-    my $status;
-    while (1) {
-        my $reaped = waitpid $run->{pid}, WNOHANG;
-        if ($reaped == $run->{pid}) {
-            $status = $?;
-            last;
-        }
-        if (time > $run->{deadline}) {
-            kill 'KILL', $run->{pid};
-            waitpid $run->{pid}, 0;
-            die "wrk $run->{name} did not finish in time\n";
-        }
-        sleep 0.1;
-    }
-
-    open my $file, '<', $run->{out} or die "cannot read $run->{out}: $!";
-    my $text = do { local $/; <$file> };
-    close $file;
-    die "wrk $run->{name} failed (wait status $status):\n$text" if $status;
-
-    my %result = (statuses => {});
-    for my $line (split /\n/, $text) {
-        if ($line =~ /^hh status (\d+) (\d+)$/) {
-            $result{statuses}{$1} += $2;
-        } elsif ($line =~ /^hh (\w+) (\d+)$/) {
-            $result{$1} = $2;
-        }
-    }
-    die "wrk $run->{name} printed no summary:\n$text"
-        unless defined $result{requests};
-
-    return \%result;
-}
-
-
-# ---------------------------------------------------------------------------
-# Metrics
-# ---------------------------------------------------------------------------
-
-sub metrics () {
-    my $response = $stack->request(method => 'GET',
-        path => '/humanhours/metrics', scheme => 'http');
-    die "the metrics location answered $response->{status}\n"
-        unless $response->{status} == 200;
-
-    my %values;
-    for my $line (split /\n/, $response->{body}) {
-        $values{$1} = $2 if $line =~ /^(\w+(?:\{[^}]*\})?) (\d+)$/;
-    }
-    return \%values;
-}
-
-sub growth ($from, $to) {
-    return { map { $_ => $to->{$_} - ($from->{$_} // 0) } keys %$to };
 }

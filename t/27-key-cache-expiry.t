@@ -20,6 +20,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Humanhours::Stack;
+use Humanhours::TestUtil qw(create_key prefix_of metrics growth);
 
 # The TTL leaves the failure_ttl checks below, about 2 s with a loaded
 # machine's argon2id, well inside it.
@@ -59,7 +60,7 @@ my $body = '{"agent_id":"expiry-agent","task_type":"ticket_routing",'
 
 # ttl: a key is verified again after 5 s.
 
-my $key = create_key();
+my $key = create_key($stack, $org);
 
 my ($res, $growth) = track_measured($key);
 is $res->{status}, 201, 'ttl: first request 201';
@@ -114,8 +115,8 @@ is $growth->{humanhours_argon2id_verifications_total}, 0,
 $stack->stop_nginx;
 $stack->start_nginx(key_cache => $SMALL_CACHE);
 
-my $idle_key = create_key();
-my $busy_key = create_key();
+my $idle_key = create_key($stack, $org);
+my $busy_key = create_key($stack, $org);
 my ($hash) = $stack->redis_cli('HGET', 'hh:key:' . prefix_of($idle_key),
                                'hash') =~ /(\S+)/;
 
@@ -124,7 +125,7 @@ for my $warm ($idle_key, $busy_key) {
     is $res->{status}, 201, 'LRU: key verified before the fill';
 }
 
-my $start_metrics = metrics();
+my $start_metrics = metrics($stack);
 my $started = time;
 my ($batches, $fillers, $busy_hits) = (0, 0, 0);
 my $evictions = 0;
@@ -142,7 +143,7 @@ while ($evictions == 0 && $batches < $MAX_FILL_BATCHES
     my ($busy, $busy_growth) = track_measured($busy_key);
     $busy_hits += $busy_growth->{humanhours_key_cache_hits_total};
 
-    $evictions = metrics()->{humanhours_key_cache_evictions_total}
+    $evictions = metrics($stack)->{humanhours_key_cache_evictions_total}
                - $start_metrics->{humanhours_key_cache_evictions_total};
 }
 
@@ -174,16 +175,6 @@ $stack->check_error_log('key cache expiry');
 done_testing;
 
 
-sub create_key () {
-    my $new_key = $stack->admin('key', 'create', '--org', $org);
-    chomp $new_key;
-    return $new_key;
-}
-
-sub prefix_of ($api_key) {
-    return substr $api_key, 8, 8;
-}
-
 # Writes a key record for a made-up prefix into Redis, with the argon2id
 # hash of another key, and returns a key with that prefix, which fails
 # verification.
@@ -209,24 +200,7 @@ sub track_request ($api_key) {
 # Sends one track request and returns the response and the growth of the
 # module's counters around it.
 sub track_measured ($api_key) {
-    my $before = metrics();
+    my $before = metrics($stack);
     my $response = $stack->request(%{ track_request($api_key) });
-    return ($response, growth($before, metrics()));
-}
-
-sub metrics () {
-    my $response = $stack->request(method => 'GET',
-        path => '/humanhours/metrics', scheme => 'http');
-    die "the metrics location answered $response->{status}\n"
-        unless $response->{status} == 200;
-
-    my %values;
-    for my $line (split /\n/, $response->{body}) {
-        $values{$1} = $2 if $line =~ /^(\w+(?:\{[^}]*\})?) (\d+)$/;
-    }
-    return \%values;
-}
-
-sub growth ($from, $to) {
-    return { map { $_ => $to->{$_} - ($from->{$_} // 0) } keys %$to };
+    return ($response, growth($before, metrics($stack)));
 }

@@ -15,6 +15,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 use Time::HiRes qw(time);
 use Humanhours::Stack;
+use Humanhours::TestUtil qw(metrics);
 
 my $stack = Humanhours::Stack->new;
 
@@ -99,12 +100,12 @@ SKIP: {
           body    => '{}' }
     } 1 .. $BURST;
 
-    my $before = metrics();
+    my $before = metrics($stack);
     my $started = time;
     my $statuses = $stack->request_many(requests => \@requests,
                                         parallel => 10);
     my $seconds = time - $started;
-    my $after = metrics();
+    my $after = metrics($stack);
 
     my $verifications = $after->{humanhours_argon2id_verifications_total}
                       - $before->{humanhours_argon2id_verifications_total};
@@ -127,16 +128,3 @@ $stack->check_error_log('key cache directive');
 
 done_testing;
 
-
-sub metrics () {
-    my $response = $stack->request(method => 'GET',
-        path => '/humanhours/metrics', scheme => 'http');
-    die "the metrics location answered $response->{status}\n"
-        unless $response->{status} == 200;
-
-    my %values;
-    for my $line (split /\n/, $response->{body}) {
-        $values{$1} = $2 if $line =~ /^(\w+(?:\{[^}]*\})?) (\d+)$/;
-    }
-    return \%values;
-}
