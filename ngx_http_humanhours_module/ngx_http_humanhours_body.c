@@ -838,7 +838,7 @@ ngx_http_humanhours_body_error(ngx_http_request_t *r,
                                     3, argv, argvlen)
         != NGX_OK)
     {
-        /* without Redis the body error is the best answer there is */
+        /* without Redis the body error is the best response there is */
         ngx_http_humanhours_finalize_error(r, code, message, hint, field);
     }
 }

@@ -110,7 +110,7 @@ ngx_http_humanhours_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                 " in humanhours key cache zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
-    /* a full zone is normal: the LRU makes room, and says so if it cannot */
+    /* a full zone is normal: the LRU makes room, and logs a line if it cannot */
     cache->shpool->log_nomem = 0;
 
     return NGX_OK;
@@ -219,8 +219,8 @@ ngx_http_humanhours_cache_lookup(ngx_http_request_t *r,
 
         /*
          * The secret takes a free mark, so that more requests with it wait
-         * for this verification; with all marks taken it is verified
-         * unmarked, which costs a verification but never a wrong answer.
+         * for this verification. With all marks taken it is verified
+         * unmarked, which costs a verification but never a wrong result.
          */
 
         for (i = 0; i < NGX_HH_PENDING_SLOTS; i++) {

@@ -24,7 +24,7 @@ static ngx_int_t ngx_http_humanhours_read_args(ngx_http_request_t *r,
 
 /*
  * Every read script starts with the key check of the track script, so a
- * revoked key is refused on the next read even while the cache holds it.
+ * revoked key is refused on the next read even while it is cached.
  * KEYS[1] is hh:key:<prefix> and ARGV[1] the key id.
  */
 #define NGX_HH_READ_KEY_CHECK                                                 \

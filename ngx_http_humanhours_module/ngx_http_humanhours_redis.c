@@ -103,7 +103,7 @@ ngx_http_humanhours_redis_exit_process(ngx_cycle_t *cycle)
 /*
  * Sends one command. Returns NGX_OK when the command was queued, in which
  * case handler runs exactly once, with a NULL reply if Redis failed, unless
- * the deadline answered the request first. Returns NGX_DECLINED when there
+ * the deadline sent the response first. Returns NGX_DECLINED when there
  * is no connection to Redis.
  */
 
@@ -389,7 +389,7 @@ ngx_http_humanhours_redis_reply(redisAsyncContext *ac, void *data,
     ngx_free(op);
 
     if (r == NULL || ngx_http_humanhours_redis_exiting) {
-        /* the request was answered or went away while Redis worked */
+        /* the response was sent, or the client left, while Redis worked */
         return;
     }
 
@@ -537,7 +537,7 @@ ngx_http_humanhours_redis_del_write(void *privdata)
 }
 
 
-/* hiredis closes the socket itself, so nginx only forgets the connection */
+/* hiredis closes the socket itself, so nginx only frees the connection */
 
 static void
 ngx_http_humanhours_redis_cleanup(void *privdata)

@@ -37,7 +37,7 @@ static void ngx_http_humanhours_replay(ngx_http_request_t *r,
  *       an idempotency key was sent, body hash, "1" for a test key
  *
  * Work whose deadline has passed is refused, because the module has already
- * answered 503 for it. Refusals consume neither the rate limit nor the
+ * sent 503 for it. Refusals consume neither the rate limit nor the
  * quota. The idempotency record keeps the stream entry's fields, from
  * which the module renders the original response again.
  */
@@ -195,7 +195,7 @@ ngx_http_humanhours_script_send(ngx_http_request_t *r, ngx_uint_t eval)
 
     /*
      * Redis gets a quarter of the timeout less than the module waits, so
-     * that work Redis accepts is answered before the module gives up on it.
+     * that work Redis accepts gets its 201 before the module gives up on it.
      */
 
     ngx_sprintf(deadline, "%L%Z", now + hmcf->redis_timeout * 3 / 4);
@@ -458,7 +458,7 @@ ngx_http_humanhours_reply_copy(ngx_http_request_t *r, redisReply *reply)
 
 
 /*
- * Answers a retry with the event stored under its idempotency key. The
+ * Sends the event stored under its idempotency key again, for a retry. The
  * response is rendered from the same values by the same code as the first
  * time, so its bytes are the same.
  */
