@@ -23,10 +23,13 @@ static void ngx_http_humanhours_reject_key(ngx_http_request_t *r,
     ngx_http_humanhours_err_e code);
 static void ngx_http_humanhours_wait_done(ngx_event_t *ev);
 static void ngx_http_humanhours_wait_cleanup(void *data);
+static void ngx_http_humanhours_watchdog(ngx_event_t *ev);
 
 
 /* how often a request polls the cache while another verifies its key */
-#define NGX_HH_WAIT_INTERVAL   5
+#define NGX_HH_WAIT_INTERVAL       5
+
+#define NGX_HH_WATCHDOG_INTERVAL   1000
 
 
 ngx_int_t
@@ -262,6 +265,18 @@ ngx_http_humanhours_key_record(ngx_http_request_t *r, redisReply *reply)
 
     r->main->blocked++;
     r->aio = 1;
+
+    /*
+     * A waiting task has no timer of its own, and a worker that shuts
+     * down gracefully exits once no timer is left, with the request still
+     * open; the watchdog keeps the worker until the task is done.
+     */
+
+    ctx->watchdog.handler = ngx_http_humanhours_watchdog;
+    ctx->watchdog.data = r;
+    ctx->watchdog.log = r->connection->log;
+
+    ngx_add_timer(&ctx->watchdog, NGX_HH_WATCHDOG_INTERVAL);
 }
 
 
@@ -296,6 +311,10 @@ ngx_http_humanhours_verify_done(ngx_event_t *ev)
     r->aio = 0;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_humanhours_module);
+
+    if (ctx->watchdog.timer_set) {
+        ngx_del_timer(&ctx->watchdog);
+    }
 
     ngx_http_humanhours_stat_add(NGX_HH_STAT_VERIFICATIONS, 1);
 
@@ -352,6 +371,19 @@ ngx_http_humanhours_wait_done(ngx_event_t *ev)
     ngx_http_humanhours_authenticate(r);
 
     ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_humanhours_watchdog(ngx_event_t *ev)
+{
+    ngx_http_request_t  *r = ev->data;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "humanhours: an argon2id verification has waited for the "
+                  "thread pool for over %d ms", NGX_HH_WATCHDOG_INTERVAL);
+
+    ngx_add_timer(ev, NGX_HH_WATCHDOG_INTERVAL);
 }
 
 

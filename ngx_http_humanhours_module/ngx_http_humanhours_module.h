@@ -168,6 +168,7 @@ typedef struct {
     ngx_http_humanhours_op_t        *op;
     ngx_event_t                      deadline;
     ngx_event_t                      wait;          /* for a shared check */
+    ngx_event_t                      watchdog;      /* while in the pool */
     ngx_http_cleanup_t              *cleanup;
 } ngx_http_humanhours_ctx_t;
 
