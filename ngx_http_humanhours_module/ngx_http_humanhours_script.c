@@ -200,10 +200,16 @@ ngx_http_humanhours_script_send(ngx_http_request_t *r, ngx_uint_t eval)
 
     ngx_sprintf(deadline, "%L%Z", now + hmcf->redis_timeout * 3 / 4);
 
-    crypto_generichash(body_hash, sizeof(body_hash), ctx->body.data,
-                       ctx->body.len, NULL, 0);
-    ngx_hex_dump(body_hex, body_hash, sizeof(body_hash));
-    body_hex[64] = '\0';
+    /* the body's digest matters only to a request with an idempotency key */
+
+    body_hex[0] = '\0';
+
+    if (ctx->idempotency_hash[0]) {
+        crypto_generichash(body_hash, sizeof(body_hash), ctx->body.data,
+                           ctx->body.len, NULL, 0);
+        ngx_hex_dump(body_hex, body_hash, sizeof(body_hash));
+        body_hex[64] = '\0';
+    }
 
     n = 0;
     p = ngx_sprintf(keys[n++], "hh:key:%*s%Z", (size_t) HH_KEY_PREFIX_LEN,
