@@ -1,7 +1,7 @@
 /*
  * One event: its identifiers, the arithmetic that turns a baseline and an
  * hourly rate into time and money saved, and its JSON renderings. The module
- * uses it to answer a track request, the writer to store the same values.
+ * uses it to respond to a track request, the writer to store the same values.
  */
 
 #ifndef HH_EVENT_H
@@ -51,7 +51,8 @@ typedef struct {
 
     /* resolved by the track script */
     double            baseline_minutes;
-    hh_str_t          baseline_source;    /* request, override, builtin, custom */
+    /* request, override, builtin or custom */
+    hh_str_t          baseline_source;
     double            hourly_rate;
     hh_str_t          currency;
     int               has_prices;
@@ -98,10 +99,10 @@ size_t hh_event_response_max(const hh_event_t *ev);
 void hh_timestamp_format(int64_t ms, char out[HH_TIMESTAMP_LEN + 1]);
 
 /*
- * Parses an RFC 3339 timestamp ("2026-05-06T10:42:00Z", with optional
- * fractions and a numeric offset; "t", "z" and a space for "T" accepted)
- * into Unix milliseconds, truncating below the millisecond. Returns 0, or
- * -1 when the text is not a valid timestamp.
+ * Parses an RFC 3339 timestamp such as "2026-05-06T10:42:00Z" into Unix
+ * milliseconds, truncating below the millisecond. Fractions and a numeric
+ * offset are optional, and "t", "z" and a space for "T" are accepted.
+ * Returns 0, or -1 when the text is not a valid timestamp.
  */
 int hh_timestamp_parse(const char *text, size_t len, int64_t *ms);
 

@@ -267,9 +267,9 @@ ngx_http_humanhours_key_record(ngx_http_request_t *r, redisReply *reply)
     r->aio = 1;
 
     /*
-     * A waiting task has no timer of its own, and a worker that shuts
-     * down gracefully exits once no timer is left, with the request still
-     * open; the watchdog keeps the worker until the task is done.
+     * A worker that shuts down gracefully exits once no timer is left,
+     * and a waiting task has no timer of its own. The watchdog keeps the
+     * worker, and so the open request, until the task is done.
      */
 
     ctx->watchdog.handler = ngx_http_humanhours_watchdog;

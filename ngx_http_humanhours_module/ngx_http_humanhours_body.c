@@ -792,7 +792,7 @@ ngx_http_humanhours_fail(ngx_http_humanhours_check_t *check,
  * Refuses a body, unless the key was revoked after the cache verified it:
  * the key is checked before the body, so a revoked key gets key_revoked
  * whatever its body. A key verified by this request read its record
- * moments ago; a cached one is looked up once more, which costs a Redis
+ * moments ago. A cached one is looked up once more, which costs a Redis
  * round trip on this error path only.
  */
 

@@ -110,7 +110,7 @@ ngx_http_humanhours_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                 " in humanhours key cache zone \"%V\"%Z",
                 &shm_zone->shm.name);
 
-    /* a full zone is normal: the LRU makes room, and logs a line if it cannot */
+    /* a full zone is normal: the LRU makes room, and logs if it cannot */
     cache->shpool->log_nomem = 0;
 
     return NGX_OK;
@@ -132,10 +132,10 @@ ngx_http_humanhours_digest(ngx_http_request_t *r,
 
 
 /*
- * Returns NGX_OK for a verified key within its TTL (with the ids copied to
- * ctx), NGX_ABORT for a key that failed verification moments ago, NGX_AGAIN
- * while another request verifies the same key, and NGX_BUSY when the
- * prefix has had its share of verifications of new secrets this second.
+ * Returns NGX_OK for a verified key within its TTL, with the ids copied to
+ * ctx. Returns NGX_ABORT for a key that failed verification moments ago,
+ * NGX_AGAIN while another request verifies the same key, and NGX_BUSY when
+ * the prefix has had its share of verifications of new secrets this second.
  * NGX_DECLINED means that the caller must verify the key, and marks it as
  * being verified until ngx_http_humanhours_cache_store(), _note_failure()
  * or _abandon() is called.

@@ -38,10 +38,10 @@ static ngx_int_t ngx_http_humanhours_read_args(ngx_http_request_t *r,
  *       hh:org:<org>:day:<YYYY-MM-DD> of the last 30 days, today first
  * ARGV: key id, limit, cursor ("" for the first page)
  *
- * Agents are sorted by hours saved over the 30 days, then by agent id; an
+ * Agents are sorted by hours saved over the 30 days, then by agent id. An
  * agent whose events are all older is listed with zeros. Sums are printed
- * with string.format, because cjson.encode keeps only 14 digits. The cursor is the
- * hex of the last agent id of the previous page with its hours.
+ * with string.format, because cjson.encode keeps only 14 digits. The cursor
+ * is the hex of the last agent id of the previous page with its hours.
  */
 
 const char  ngx_http_humanhours_agents_script[] =

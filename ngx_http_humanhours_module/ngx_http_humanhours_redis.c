@@ -101,10 +101,10 @@ ngx_http_humanhours_redis_exit_process(ngx_cycle_t *cycle)
 
 
 /*
- * Sends one command. Returns NGX_OK when the command was queued, in which
- * case handler runs exactly once, with a NULL reply if Redis failed, unless
- * the deadline sent the response first. Returns NGX_DECLINED when there
- * is no connection to Redis.
+ * Sends one command. Returns NGX_OK when the command was queued. Then the
+ * handler runs once, with a NULL reply if Redis failed, unless the deadline
+ * sent the response first, the client left or the worker exits. Returns
+ * NGX_DECLINED when there is no connection to Redis.
  */
 
 ngx_int_t

@@ -70,7 +70,7 @@ CREATE TABLE daily_rollups (
 -- is the entry's field-value pairs as a JSON object of strings, which hold
 -- the event and its resolved values but never an API key or a request body.
 -- Bytes that are not UTF-8 appear as U+FFFD, and field values beyond 1 MiB
--- in all are cut, which the error then says. The ids are copied from the
+-- in all are cut, which the error then notes. The ids are copied from the
 -- entry when it parses, with no foreign key, because a missing organisation
 -- or key can be the reason for the dead letter.
 CREATE TABLE dead_letters (

@@ -38,7 +38,7 @@ typedef struct {
  * A key record is replaced by a script, because a sync that read Postgres
  * just before a revocation must not write revoked=0 over the revoked=1
  * that the admin command has since set. Revocation is final, so a record
- * of the same key id that says revoked stays revoked.
+ * of the same key id that is marked revoked stays revoked.
  */
 static const char  hhw_mirror_key_script[] =
     "local was = redis.call('HMGET', KEYS[1], 'id', 'revoked')\n"

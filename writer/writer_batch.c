@@ -147,8 +147,8 @@ static const char  writer_batch_agents_sql[] =
 
 /*
  * Second: the live rollups of each organisation, day and agent id that the
- * batch touched, summed over currencies, for the days that the read
- * endpoints still show (30) and a margin; expire is the end of the 32nd day.
+ * batch touched, summed over currencies. Only the 30 days that the read
+ * endpoints show and a margin are read; expire is the end of the 32nd day.
  */
 static const char  writer_batch_days_sql[] =
     "SELECT r.org_id, to_char(r.day, 'YYYY-MM-DD'),"
